@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from studio.embedded import current_stack, port_is_free
+from studio.env import redact_url
+from studio.health import check_database, check_redis
+from studio.supervisor import ChildSpec, Supervisor
+
+
+class Command(BaseCommand):
+    help = "Start the studio: services (embedded unless URLs are given), migrations, seed, worker, beat, web."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
+        parser.add_argument("--port", type=int, default=8000, help="port to serve on (default 8000)")
+        parser.add_argument("--workers", type=int, default=2, help="Celery worker processes (default 2)")
+        parser.add_argument("--no-seed", action="store_true", help="do not create the demo tenant and users")
+
+    def handle(self, *args, host: str, port: int, workers: int, no_seed: bool, **options) -> None:
+        try:
+            code = self._run(host=host, port=port, workers=workers, seed=not no_seed)
+        finally:
+            stack = current_stack()
+            if stack is not None:
+                stack.stop()
+                self.stdout.write("studio | embedded services stopped")
+        if code:
+            sys.exit(code)
+
+    def _run(self, *, host: str, port: int, workers: int, seed: bool) -> int:
+        if workers < 1:
+            raise CommandError("--workers must be at least 1")
+        if not port_is_free(host, port):
+            raise CommandError(f"port {port} on {host} is already in use; choose another with --port")
+        self._preflight()
+        call_command("migrate", interactive=False, verbosity=0)
+        self.stdout.write("studio | database migrated")
+        logins = self._seed() if seed else None
+
+        python = sys.executable
+        data_dir: Path = settings.STUDIO_DATA_DIR
+        specs = [
+            ChildSpec(
+                "web",
+                [
+                    python,
+                    "-m",
+                    "uvicorn",
+                    "studio.asgi:application",
+                    "--host",
+                    host,
+                    "--port",
+                    str(port),
+                    "--lifespan",
+                    "off",
+                    "--no-server-header",
+                    "--timeout-graceful-shutdown",
+                    "10",
+                ],
+            ),
+            ChildSpec(
+                "beat",
+                [
+                    python,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "studio",
+                    "beat",
+                    "--loglevel",
+                    "INFO",
+                    "--schedule",
+                    str(data_dir / "celerybeat-schedule"),
+                    "--pidfile",
+                    str(data_dir / "celerybeat.pid"),
+                ],
+            ),
+            ChildSpec(
+                "worker",
+                [
+                    python,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "studio",
+                    "worker",
+                    "--loglevel",
+                    "INFO",
+                    "--concurrency",
+                    str(workers),
+                    "-Q",
+                    settings.CELERY_TASK_DEFAULT_QUEUE,
+                    "-n",
+                    "studio@%h",
+                    "--without-gossip",
+                    "--without-mingle",
+                ],
+            ),
+        ]
+        supervisor = Supervisor(specs, env=dict(os.environ), out=self.stdout)
+        supervisor.install_signal_handlers()
+        supervisor.start_all()
+        shown = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host
+        url = f"http://{shown}:{port}/"
+        if self._wait_until_serving(url, supervisor):
+            self._banner(url, logins, data_dir)
+        return supervisor.watch()
+
+    def _preflight(self) -> None:
+        database = check_database()
+        if not database["ok"]:
+            raise CommandError(
+                f"cannot reach the database at {redact_url(settings.DATABASES['default']['HOST'])}: "
+                f"{database['error']}"
+            )
+        redis = check_redis()
+        if not redis["ok"]:
+            raise CommandError(f"cannot reach Redis at {redact_url(settings.REDIS_URL)}: {redis['error']}")
+
+    def _seed(self) -> dict | None:
+        from studio.tenants.services import demo_seed
+
+        logins = demo_seed()
+        path = settings.STUDIO_DATA_DIR / "logins.json"
+        if logins:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                json.dump({"tenant": "demo", "users": logins}, handle, indent=2)
+        return logins
+
+    def _wait_until_serving(self, url: str, supervisor: Supervisor, timeout: float = 60) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not supervisor.stopping.is_set():
+            try:
+                urllib.request.urlopen(url + "healthz", timeout=2)
+                return True
+            except urllib.error.HTTPError:
+                return True  # serving; a 503 only says a part is still coming up
+            except OSError:
+                time.sleep(0.3)
+        return False
+
+    def _banner(self, url: str, logins: dict | None, data_dir: Path) -> None:
+        lines = ["", f"  Agent Flow Studio is running at {url}", f"  data: {data_dir}"]
+        if logins:
+            lines.append("  demo logins (tenant 'demo'; shown once, kept in logins.json in the data dir):")
+            lines += [f"    {user:<9} {password}" for user, password in logins.items()]
+        elif (data_dir / "logins.json").exists():
+            lines.append(f"  demo logins: owner, builder, reviewer (passwords in {data_dir / 'logins.json'})")
+        lines += ["  press Ctrl-C to stop", ""]
+        self.stdout.write("\n".join(lines))

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from studio.tenants.roles import role_can
+from studio.tenants.selectors import membership_list_for_user
+
+
+def tenant(request) -> dict:
+    """The current tenant, the tenants to switch to, and what the role may see (navigation)."""
+    actor = getattr(request, "actor", None)
+    if not actor:
+        return {}
+    user = request.user
+    return {
+        "current_tenant": actor.tenant,
+        "current_role": actor.role,
+        "user_memberships": list(membership_list_for_user(user=user)) if user.is_authenticated else [],
+        "can": {
+            p.replace(".", "_"): role_can(actor.role, p)
+            for p in ("settings.view", "reviews.view", "flows.edit")
+        },
+    }

@@ -1,0 +1,94 @@
+"""Reads of tenant data. Every read of a tenant's rows goes through a tenant-scoped
+selector, so another tenant's object is simply not found (a 404), never a 403."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+
+from studio.tenants.models import ApiKey, Membership, Secret, Tenant
+from studio.tenants.roles import role_can
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting, in which tenant, with which role: a member's session or an API key."""
+
+    tenant: Tenant
+    role: str
+    user: AbstractBaseUser | None = None
+    api_key: ApiKey | None = None
+
+    def can(self, permission: str) -> bool:
+        return role_can(self.role, permission)
+
+    @property
+    def label(self) -> str:
+        if self.user is not None:
+            return self.user.get_username()
+        return f"api-key:{self.api_key.prefix}" if self.api_key else "system"
+
+
+def membership_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Membership]:
+    return Membership.objects.filter(user=user).select_related("tenant")
+
+
+def membership_for(*, user: AbstractBaseUser, tenant_id: int | None) -> Membership | None:
+    """The membership the session acts in: the chosen tenant if the user still belongs to it,
+    otherwise their first tenant."""
+    memberships = membership_list_for_user(user=user)
+    if tenant_id is not None:
+        chosen = memberships.filter(tenant_id=tenant_id).first()
+        if chosen is not None:
+            return chosen
+    return memberships.first()
+
+
+def member_list(*, tenant: Tenant) -> QuerySet[Membership]:
+    return Membership.objects.for_tenant(tenant).select_related("user").order_by("user__username")
+
+
+def member_get(*, tenant: Tenant, pk: int) -> Membership:
+    return get_object_or_404(member_list(tenant=tenant), pk=pk)
+
+
+def secret_list(*, tenant: Tenant) -> QuerySet[Secret]:
+    return Secret.objects.for_tenant(tenant)
+
+
+def secret_get(*, tenant: Tenant, pk: int) -> Secret:
+    return get_object_or_404(secret_list(tenant=tenant), pk=pk)
+
+
+def secret_value(*, tenant: Tenant, name: str) -> str | None:
+    """The decrypted value of a tenant's secret, for server-side use only (model and
+    connector calls). Never serialise it."""
+    from studio.tenants.crypto import decrypt
+
+    secret = secret_list(tenant=tenant).filter(name=name).first()
+    return decrypt(secret.ciphertext) if secret else None
+
+
+def api_key_list(*, tenant: Tenant) -> QuerySet[ApiKey]:
+    return ApiKey.objects.for_tenant(tenant).select_related("created_by")
+
+
+def api_key_get(*, tenant: Tenant, pk: int) -> ApiKey:
+    return get_object_or_404(api_key_list(tenant=tenant), pk=pk)
+
+
+def api_key_hash(raw_key: str) -> str:
+    # Keys carry 256 bits of randomness, so a fast hash is enough (no password stretching).
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def api_key_find_active(*, raw_key: str) -> ApiKey | None:
+    return (
+        ApiKey.objects.select_related("tenant")
+        .filter(key_hash=api_key_hash(raw_key), revoked_at__isnull=True)
+        .first()
+    )

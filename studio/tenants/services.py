@@ -1,0 +1,144 @@
+"""Writes for tenants, members, secrets and API keys (keyword-only, atomic)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from studio.tenants.crypto import encrypt
+from studio.tenants.models import ApiKey, Membership, Secret, Tenant
+from studio.tenants.roles import Role
+from studio.tenants.selectors import api_key_hash
+
+API_KEY_PREFIX = "afs_"
+SECRET_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$"
+MAX_SECRET_BYTES = 64 * 1024
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def tenant_create(*, name: str, slug: str | None = None, owner: AbstractBaseUser | None = None) -> Tenant:
+    slug = slug or slugify(name)
+    if not slug:
+        raise ValidationError({"slug": "a tenant needs a slug of letters, digits or dashes"})
+    if Tenant.objects.filter(slug=slug).exists():
+        raise ValidationError({"slug": f"a tenant with slug {slug!r} already exists"})
+    with transaction.atomic():
+        tenant = Tenant.objects.create(name=name, slug=slug)
+        if owner is not None:
+            Membership.objects.create(tenant=tenant, user=owner, role=Role.OWNER)
+    return tenant
+
+
+def membership_set(*, tenant: Tenant, user: AbstractBaseUser, role: str) -> Membership:
+    if role not in Role.values:
+        raise ValidationError({"role": f"unknown role {role!r}; one of {', '.join(Role.values)}"})
+    membership, _ = Membership.objects.update_or_create(tenant=tenant, user=user, defaults={"role": role})
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership) -> None:
+    """Remove a member, refusing to leave a tenant without an owner."""
+    others = Membership.objects.select_for_update().filter(tenant=membership.tenant, role=Role.OWNER)
+    if membership.role == Role.OWNER and others.exclude(pk=membership.pk).count() == 0:
+        raise ValidationError({"role": "a tenant must keep at least one owner"})
+    membership.delete()
+
+
+def secret_set(
+    *, tenant: Tenant, name: str, value: str, description: str = "", user: AbstractBaseUser | None = None
+) -> Secret:
+    """Create or replace a secret; the value is encrypted before it is stored."""
+    import re
+
+    if not re.match(SECRET_NAME_PATTERN, name or ""):
+        raise ValidationError({"name": "a secret name starts with a letter and uses letters, digits, _ . -"})
+    if not value:
+        raise ValidationError({"value": "a secret needs a value"})
+    if len(value.encode()) > MAX_SECRET_BYTES:
+        raise ValidationError({"value": f"a secret is at most {MAX_SECRET_BYTES // 1024} KB"})
+    secret, created = Secret.objects.get_or_create(
+        tenant=tenant,
+        name=name,
+        defaults={"ciphertext": encrypt(value), "description": description, "created_by": user},
+    )
+    if not created:
+        secret.ciphertext = encrypt(value)
+        secret.description = description or secret.description
+        secret.save(update_fields=["ciphertext", "description", "updated_at"])
+    return secret
+
+
+def secret_delete(*, secret: Secret) -> None:
+    secret.delete()
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    api_key: ApiKey
+    raw_key: str  # shown once to whoever created it, never stored
+
+
+def api_key_create(
+    *, tenant: Tenant, name: str, role: str, user: AbstractBaseUser | None = None
+) -> IssuedKey:
+    if role not in Role.values:
+        raise ValidationError({"role": f"unknown role {role!r}; one of {', '.join(Role.values)}"})
+    if not name.strip():
+        raise ValidationError({"name": "an API key needs a name"})
+    raw_key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    api_key = ApiKey.objects.create(
+        tenant=tenant,
+        name=name.strip(),
+        prefix=raw_key[: len(API_KEY_PREFIX) + 6],
+        key_hash=api_key_hash(raw_key),
+        role=role,
+        created_by=user,
+    )
+    return IssuedKey(api_key=api_key, raw_key=raw_key)
+
+
+def api_key_revoke(*, api_key: ApiKey) -> None:
+    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+def api_key_touch(*, api_key: ApiKey) -> None:
+    """Record use, at most once a minute per key, so busy keys do not write on every call."""
+    now = timezone.now()
+    if api_key.last_used_at and now - api_key.last_used_at < LAST_USED_RESOLUTION:
+        return
+    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    api_key.last_used_at = now
+
+
+def demo_seed(*, tenant_slug: str = "demo") -> dict[str, str] | None:
+    """Create the demo tenant with users owner, builder and reviewer; None if it exists.
+
+    Returns the generated passwords (username → password) so the caller can show them once
+    and keep them in the data dir.
+    """
+    if Tenant.objects.filter(slug=tenant_slug).exists():
+        return None
+    User = get_user_model()
+    logins: dict[str, str] = {}
+    with transaction.atomic():
+        tenant = Tenant.objects.create(name="Demo", slug=tenant_slug)
+        for role in (Role.OWNER, Role.BUILDER, Role.REVIEWER):
+            password = secrets.token_urlsafe(12)
+            user = User.objects.filter(username=role.value).first()
+            if user is None:
+                user = User.objects.create_user(username=role.value, password=password)
+            else:
+                user.set_password(password)
+                user.save(update_fields=["password"])
+            Membership.objects.update_or_create(tenant=tenant, user=user, defaults={"role": role})
+            logins[role.value] = password
+    return logins

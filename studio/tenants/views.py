@@ -1,0 +1,172 @@
+"""Pages: tenant switcher and the settings pages (members, API keys, secrets)."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpResponseForbidden
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from studio.tenants import selectors, services
+from studio.tenants.middleware import SESSION_TENANT_KEY
+from studio.tenants.roles import Role
+
+
+def member_required(permission: str):
+    """A page for members of the current tenant whose role grants ``permission``."""
+
+    def decorator(view):
+        @login_required
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if not request.actor:
+                return render(request, "tenants/no_tenant.html", status=403)
+            if not request.actor.can(permission):
+                return HttpResponseForbidden(render(request, "tenants/forbidden.html").content)
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+@login_required
+@require_POST
+def tenant_switch(request):
+    slug = request.POST.get("tenant", "")
+    membership = selectors.membership_list_for_user(user=request.user).filter(tenant__slug=slug).first()
+    if membership is None:
+        raise Http404("no such tenant")
+    request.session[SESSION_TENANT_KEY] = membership.tenant_id
+    # Stay in the same section, at its top: object ids of the old tenant mean nothing in the
+    # new one. Settings may be closed to the new role, so they fall back to the flows list.
+    section = request.POST.get("next", "").strip("/").split("/")[0]
+    return redirect(f"/{section}/" if section in SWITCH_SECTIONS else "/flows/")
+
+
+SWITCH_SECTIONS = {"flows", "inbox", "dashboard"}
+
+
+def _errors(exc: ValidationError) -> str:
+    if hasattr(exc, "error_dict"):
+        return "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items())
+    return " ".join(exc.messages)
+
+
+@member_required("settings.view")
+def settings_members(request):
+    tenant = request.actor.tenant
+    if request.method == "POST":
+        action = request.POST.get("action")
+        try:
+            if action == "add":
+                username = request.POST.get("username", "").strip()
+                user = get_user_model().objects.filter(username=username).first()
+                if user is None:
+                    raise ValidationError({"username": f"no user called {username!r}"})
+                _check_owner_change(request, request.POST.get("role"))
+                services.membership_set(tenant=tenant, user=user, role=request.POST.get("role", ""))
+                messages.success(request, f"{username} is now a {request.POST.get('role')}.")
+            elif action in {"role", "remove"}:
+                membership = selectors.member_get(tenant=tenant, pk=int(request.POST.get("membership", 0)))
+                _check_owner_change(request, membership.role)
+                if action == "role":
+                    _check_owner_change(request, request.POST.get("role"))
+                    services.membership_set(
+                        tenant=tenant, user=membership.user, role=request.POST.get("role", "")
+                    )
+                    messages.success(
+                        request, f"{membership.user.username} is now a {request.POST.get('role')}."
+                    )
+                else:
+                    services.membership_remove(membership=membership)
+                    messages.success(request, f"{membership.user.username} was removed.")
+        except ValidationError as exc:
+            messages.error(request, _errors(exc))
+        return redirect("settings:members")
+    return render(
+        request,
+        "tenants/settings_members.html",
+        {
+            "nav": "settings",
+            "section": "members",
+            "members": selectors.member_list(tenant=tenant),
+            "roles": Role.choices,
+        },
+    )
+
+
+def _check_owner_change(request, role: str | None) -> None:
+    if role == Role.OWNER and not request.actor.can("owners.manage"):
+        raise ValidationError({"role": "only an owner may grant or change the owner role"})
+
+
+@member_required("api_keys.manage")
+def settings_api_keys(request):
+    tenant = request.actor.tenant
+    new_key = None
+    if request.method == "POST":
+        try:
+            if request.POST.get("action") == "revoke":
+                api_key = selectors.api_key_get(tenant=tenant, pk=int(request.POST.get("key", 0)))
+                services.api_key_revoke(api_key=api_key)
+                messages.success(request, f"Key {api_key.name} was revoked.")
+                return redirect("settings:api_keys")
+            _check_owner_change(request, request.POST.get("role"))
+            issued = services.api_key_create(
+                tenant=tenant,
+                name=request.POST.get("name", ""),
+                role=request.POST.get("role", ""),
+                user=request.user,
+            )
+            new_key = issued.raw_key  # rendered once in this response, never again
+        except ValidationError as exc:
+            messages.error(request, _errors(exc))
+    return render(
+        request,
+        "tenants/settings_api_keys.html",
+        {
+            "nav": "settings",
+            "section": "api_keys",
+            "keys": selectors.api_key_list(tenant=tenant),
+            "roles": Role.choices,
+            "new_key": new_key,
+        },
+    )
+
+
+@member_required("secrets.manage")
+def settings_secrets(request):
+    tenant = request.actor.tenant
+    if request.method == "POST":
+        try:
+            if request.POST.get("action") == "delete":
+                secret = selectors.secret_get(tenant=tenant, pk=int(request.POST.get("secret", 0)))
+                services.secret_delete(secret=secret)
+                messages.success(request, f"Secret {secret.name} was deleted.")
+            else:
+                secret = services.secret_set(
+                    tenant=tenant,
+                    name=request.POST.get("name", "").strip(),
+                    value=request.POST.get("value", ""),
+                    description=request.POST.get("description", ""),
+                    user=request.user,
+                )
+                messages.success(request, f"Secret {secret.name} was saved.")
+        except ValidationError as exc:
+            messages.error(request, _errors(exc))
+        return redirect("settings:secrets")
+    return render(
+        request,
+        "tenants/settings_secrets.html",
+        {
+            "nav": "settings",
+            "section": "secrets",
+            "secrets": selectors.secret_list(tenant=tenant),
+        },
+    )

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from studio import views
+from studio.tenants import api as tenant_api
+from studio.tenants import views as tenant_views
+
+api_v1 = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("me/", tenant_api.MeApi.as_view(), name="me"),
+    path("secrets/", tenant_api.SecretListApi.as_view(), name="secrets"),
+    path("secrets/<int:pk>/", tenant_api.SecretDetailApi.as_view(), name="secret"),
+    path("api-keys/", tenant_api.ApiKeyListApi.as_view(), name="api_keys"),
+    path("api-keys/<int:pk>/", tenant_api.ApiKeyDetailApi.as_view(), name="api_key"),
+]
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("tenants/switch/", tenant_views.tenant_switch, name="tenant_switch"),
+    path("flows/", include("flows.urls")),
+    path("inbox/", views.inbox, name="inbox"),
+    path("dashboard/", views.dashboard, name="dashboard"),
+    path("settings/", include("studio.tenants.urls")),
+    path("api/v1/", include((api_v1, "api"))),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from studio.tenants.roles import Role
+from tests.factories import make_api_key, make_member, make_tenant
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@dataclass
+class Trio:
+    """An owner, a teammate (builder) in the same tenant, and an outsider who owns another."""
+
+    tenant: object
+    owner: object
+    teammate: object
+    other_tenant: object
+    outsider: object
+
+
+@pytest.fixture
+def trio(db) -> Trio:
+    tenant, other = make_tenant("Acme"), make_tenant("Globex")
+    return Trio(
+        tenant=tenant,
+        owner=make_member(tenant, Role.OWNER),
+        teammate=make_member(tenant, Role.BUILDER),
+        other_tenant=other,
+        outsider=make_member(other, Role.OWNER),
+    )
+
+
+@pytest.fixture
+def api():
+    def client_for(tenant, role: str) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {make_api_key(tenant, role)}")
+        return client
+
+    return client_for
+
+
+def database_url_for_tests() -> str:
+    """DATABASE_URL pointing at the test database pytest-django created."""
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    return parts._replace(path="/" + settings.DATABASES["default"]["NAME"]).geturl()
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, "DATABASE_URL": database_url_for_tests(), **extra}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    return env
+
+
+def wait_for(predicate, *, timeout: float, what: str, proc: subprocess.Popen | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what}: the process exited with {proc.returncode}")
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} within {timeout} s")
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 30) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+WORKER_ARGS = "-m celery -A studio worker --loglevel INFO --concurrency 2 --without-gossip --without-mingle"
+WEB_ARGS = "-m uvicorn studio.asgi:application --host 127.0.0.1 --lifespan off"
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker):
+    """A real Celery worker process on the real broker, using the test database.
+
+    Tests that use it must be transactional (``transaction=True``): the worker cannot see
+    rows inside a per-test transaction."""
+    from studio.celery import app
+
+    name = f"test-{os.getpid()}@"
+    argv = [sys.executable, *WORKER_ARGS.split(), "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "-n", name + "%h"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    with open(ARTIFACTS / "celery-worker.log", "w") as log:
+        proc = subprocess.Popen(argv, cwd=ROOT, env=child_env(), stdout=log, stderr=subprocess.STDOUT)
+
+        def answered():
+            return any(key.startswith(name) for reply in app.control.ping(timeout=0.5) for key in reply)
+
+        try:
+            wait_for(answered, timeout=60, what="the Celery worker answered a ping", proc=proc)
+            yield proc
+        finally:
+            stop_process(proc)
+
+
+@pytest.fixture(scope="session")
+def live_server_url(django_db_setup, django_db_blocker, celery_worker):
+    """The ASGI app served by uvicorn in its own process, on the test database."""
+    from studio.embedded import free_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    ARTIFACTS.mkdir(exist_ok=True)
+    with open(ARTIFACTS / "web.log", "w") as log:
+        argv = [sys.executable, *WEB_ARGS.split(), "--port", str(port)]
+        proc = subprocess.Popen(argv, cwd=ROOT, env=child_env(), stdout=log, stderr=subprocess.STDOUT)
+
+        def serving():
+            try:
+                urllib.request.urlopen(url + "/healthz", timeout=2)
+            except urllib.error.HTTPError:
+                return True  # a 503 still means it serves
+            except OSError:
+                return False
+            return True
+
+        try:
+            wait_for(serving, timeout=60, what="the web server answered", proc=proc)
+            yield url
+        finally:
+            stop_process(proc)
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(request, settings):
+    # PBKDF2's deliberate slowness costs ~0.3 s per user; tests are not attackers. Not for
+    # tests whose users log in to a server process, which only knows the real hashers.
+    if "live_server_url" not in request.fixturenames:
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
