@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from studio import views
 from studio.tenants import api as tenant_api
@@ -11,6 +11,7 @@ from studio.tenants import views as tenant_views
 
 api_v1 = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("me/", tenant_api.MeApi.as_view(), name="me"),
     path("secrets/", tenant_api.SecretListApi.as_view(), name="secrets"),
     path("secrets/<int:pk>/", tenant_api.SecretDetailApi.as_view(), name="secret"),

@@ -56,8 +56,9 @@ def test_an_owner_creates_an_api_key_and_switches_tenant(page, live_server_url):
     page.screenshot(path=str(ARTIFACTS / "settings-api-keys.png"), full_page=True)
     assert page.get_by_role("cell", name="helpdesk integration").is_visible()
 
-    page.get_by_label("Tenant").select_option("tenant-" + globex.slug.split("-")[1])
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.get_by_label("Tenant").select_option(globex.slug)
+    page.wait_for_url("**/flows/")
     assert page.locator(".role-badge").inner_text() == "viewer"
     assert page.get_by_role("navigation", name="Main").get_by_role("link", name="Settings").count() == 0
     page.set_viewport_size({"width": 420, "height": 800})

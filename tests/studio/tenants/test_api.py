@@ -163,3 +163,11 @@ def test_the_openapi_schema_is_served(trio, api):
     )
     assert response.status_code == 200
     assert "/api/v1/secrets/" in response.content.decode()
+
+
+def test_the_api_docs_page_is_served_without_a_cdn(client):
+    response = client.get("/api/v1/docs/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in html
+    assert "cdn" not in html.lower()
