@@ -1,1 +1,227 @@
-"""Flow, FlowVersion, Run and StepRun arrive with the engine (issue "Flow engine on Celery")."""
+"""Flows, their published versions, runs and step runs."""
+
+from __future__ import annotations
+
+import secrets
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from studio.tenants.models import ApiKey, Tenant, TenantOwnedQuerySet
+
+
+def _webhook_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class Flow(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="flows")
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    # The draft: any well-formed graph document, problems and all. Published versions are frozen copies.
+    draft = models.JSONField(default=dict)
+    draft_revision = models.PositiveIntegerField(default=1)
+    draft_updated_at = models.DateTimeField(auto_now_add=True)
+    draft_updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Capabilities an admin granted this flow (e.g. "billing.write", "http:api.example.com"). They
+    # live outside the graph on purpose: a builder editing the draft cannot grant them.
+    granted_capabilities = models.JSONField(default=list, blank=True)
+    webhook_token = models.CharField(max_length=64, unique=True, default=_webhook_token)  # serves hooks/
+    webhook_secret = models.TextField(blank=True)  # encrypted HMAC key; empty = signatures not required
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantOwnedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-updated_at"]
+        indexes = [
+            # The flows list: a tenant's live flows, most recently changed first.
+            models.Index(
+                fields=["tenant", "-updated_at"],
+                name="flow_tenant_recent",
+                condition=Q(deleted_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FlowVersion(models.Model):
+    """A published graph: immutable; its SHA-256 is its identity in the audit trail."""
+
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    graph = models.JSONField()
+    sha256 = models.CharField(max_length=64)
+    note = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [models.UniqueConstraint(fields=["flow", "number"], name="flowversion_unique_number")]
+
+    def __str__(self) -> str:
+        return f"{self.flow_id} v{self.number}"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    WAITING = "waiting"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+
+RUN_FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT)
+
+
+class Run(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="runs")
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="runs")
+    version = models.ForeignKey(
+        FlowVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
+    )
+    # A builder's test run of the draft keeps its own copy of the graph it ran.
+    draft_graph = models.JSONField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    trigger = models.CharField(max_length=16, default="manual")
+    inputs = models.JSONField(default=dict, blank=True)
+    outputs = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    parent_step = models.ForeignKey(
+        "StepRun", null=True, blank=True, on_delete=models.CASCADE, related_name="child_runs"
+    )
+    item_index = models.PositiveIntegerField(null=True, blank=True)  # position in the parent map
+    idempotency_key = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    tokens_in = models.PositiveIntegerField(default=0)
+    tokens_out = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+
+    objects = TenantOwnedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # A flow's runs, newest first, optionally by status (runs list, dashboard).
+            models.Index(fields=["flow", "-created_at"], name="run_flow_recent"),
+            models.Index(fields=["tenant", "status", "-created_at"], name="run_tenant_status"),
+            # Map bookkeeping: the children of a step, in item order.
+            models.Index(
+                fields=["parent_step", "item_index"],
+                name="run_children",
+                condition=Q(parent_step__isnull=False),
+            ),
+            # The sweeper: runs past their deadline that are still going.
+            models.Index(
+                fields=["deadline_at"],
+                name="run_deadline",
+                condition=Q(status__in=["queued", "running", "waiting"]),
+            ),
+        ]
+        constraints = [
+            # Start-run idempotency: one run per (flow, key).
+            models.UniqueConstraint(
+                fields=["flow", "idempotency_key"],
+                name="run_unique_idempotency_key",
+                condition=~Q(idempotency_key=""),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} of flow {self.flow_id}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in RUN_FINISHED
+
+    @property
+    def is_test(self) -> bool:
+        return self.version_id is None
+
+    @property
+    def graph(self) -> dict:
+        return self.draft_graph if self.version_id is None else self.version.graph
+
+
+class StepStatus(models.TextChoices):
+    PENDING = "pending"
+    QUEUED = "queued"
+    RUNNING = "running"
+    WAITING = "waiting"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+STEP_ACTIVE = (StepStatus.PENDING, StepStatus.QUEUED, StepStatus.RUNNING, StepStatus.WAITING)
+STEP_RESOLVED = (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.CANCELLED)
+
+
+class StepRun(models.Model):
+    """One node's execution in a run: its checkpoint."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    node_id = models.CharField(max_length=63)
+    node_type = models.CharField(max_length=40)
+    status = models.CharField(max_length=16, choices=StepStatus.choices, default=StepStatus.PENDING)
+    # Output handles this step activated ("out", a router class, "true"/"false", "error", …).
+    handles = models.JSONField(default=list, blank=True)
+    attempt = models.PositiveIntegerField(default=0)
+    attempts = models.JSONField(default=list, blank=True)  # [{attempt, error, started_at, finished_at}]
+    inputs = models.JSONField(null=True, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    confidence = models.FloatField(null=True, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)
+    tokens_in = models.PositiveIntegerField(default=0)
+    tokens_out = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    model = models.CharField(max_length=100, blank=True)
+    idempotency_key = models.CharField(max_length=64)
+    # The claim: who runs it now and until when (a lost worker's lease expires and the step is re-run).
+    lease_token = models.CharField(max_length=32, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    retry_at = models.DateTimeField(null=True, blank=True)
+    # Map / sub-flow bookkeeping while child runs are going.
+    state = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["run", "node_id"], name="steprun_unique_node")]
+        indexes = [
+            # The sweeper: running steps whose lease ran out, queued steps whose retry time came.
+            models.Index(fields=["lease_expires_at"], name="step_lease", condition=Q(status="running")),
+            models.Index(fields=["retry_at"], name="step_retry", condition=Q(status="queued")),
+            # Dashboard: per node type latency and cost over time.
+            models.Index(fields=["node_type", "finished_at"], name="step_type_finished"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.node_id} of run {self.run_id}"

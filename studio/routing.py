@@ -1,6 +1,11 @@
-"""Websocket routes. The run channel (``ws/runs/<id>/``) and the inbox (``ws/inbox/``)
-are added by the engine and inbox issues."""
+"""Websocket routes: the run channel here; the inbox adds ``ws/inbox/``."""
 
 from __future__ import annotations
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from flows.consumers import RunConsumer
+
+websocket_urlpatterns: list = [
+    path("ws/runs/<int:run_id>/", RunConsumer.as_asgi()),
+]

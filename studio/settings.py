@@ -207,7 +207,15 @@ CELERY_RESULT_EXPIRES = 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_DEFAULT_QUEUE = "studio"
-CELERY_BEAT_SCHEDULE: dict = {}
+# Outside calls (models, HTTP) go to their own queue, served by a thread pool (I/O bound).
+CELERY_IO_QUEUE = "studio.io"
+CELERY_BEAT_SCHEDULE: dict = {
+    "steps-recover": {"task": "flows.steps_recover", "schedule": env_int("STEPS_RECOVER_EVERY_S", 10)},
+}
+# A running step's lease is its node timeout plus this margin; a worker lost mid-step is noticed
+# by the sweeper once the lease has run out (not after the broker's visibility timeout).
+STEP_LEASE_MARGIN_S = env_int("STEP_LEASE_MARGIN_S", 30)
+STEP_STALE_QUEUED_S = env_int("STEP_STALE_QUEUED_S", 300)
 CELERY_BEAT_SCHEDULE_FILENAME = str(STUDIO_DATA_DIR / "celerybeat-schedule")
 
 LOGGING = {

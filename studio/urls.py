@@ -17,6 +17,7 @@ api_v1 = [
     path("secrets/<int:pk>/", tenant_api.SecretDetailApi.as_view(), name="secret"),
     path("api-keys/", tenant_api.ApiKeyListApi.as_view(), name="api_keys"),
     path("api-keys/<int:pk>/", tenant_api.ApiKeyDetailApi.as_view(), name="api_key"),
+    path("", include("flows.urls_api")),
 ]
 
 urlpatterns = [

@@ -91,36 +91,71 @@ def stop_process(proc: subprocess.Popen, timeout: float = 30) -> int:
     return proc.returncode
 
 
-WORKER_ARGS = "-m celery -A studio worker --loglevel INFO --concurrency 2 --without-gossip --without-mingle"
+WORKER_ARGS = "-m celery -A studio worker --loglevel INFO --without-gossip --without-mingle"
 WEB_ARGS = "-m uvicorn studio.asgi:application --host 127.0.0.1 --lifespan off"
+# Short leases in tests, so a lost worker's step is re-queued within seconds.
+WORKER_ENV = {"STEP_LEASE_MARGIN_S": "2"}
 
 
-@pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker):
-    """A real Celery worker process on the real broker, using the test database.
+def start_worker(name: str, *, queue: str, pool: str, concurrency: int, log_name: str) -> subprocess.Popen:
+    argv = [sys.executable, *WORKER_ARGS.split(), "-Q", queue, "-n", name + "%h", "--pool", pool,
+            "--concurrency", str(concurrency)]  # fmt: skip
+    ARTIFACTS.mkdir(exist_ok=True)
+    with open(ARTIFACTS / log_name, "w") as log:
+        return subprocess.Popen(
+            argv, cwd=ROOT, env=child_env(**WORKER_ENV), stdout=log, stderr=subprocess.STDOUT
+        )
 
-    Tests that use it must be transactional (``transaction=True``): the worker cannot see
-    rows inside a per-test transaction."""
+
+def wait_for_worker(name: str, proc: subprocess.Popen) -> None:
     from studio.celery import app
 
-    name = f"test-{os.getpid()}@"
-    argv = [sys.executable, *WORKER_ARGS.split(), "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "-n", name + "%h"]
-    ARTIFACTS.mkdir(exist_ok=True)
-    with open(ARTIFACTS / "celery-worker.log", "w") as log:
-        proc = subprocess.Popen(argv, cwd=ROOT, env=child_env(), stdout=log, stderr=subprocess.STDOUT)
+    def answered():
+        return any(key.startswith(name) for reply in app.control.ping(timeout=0.5) for key in reply)
 
-        def answered():
-            return any(key.startswith(name) for reply in app.control.ping(timeout=0.5) for key in reply)
-
-        try:
-            wait_for(answered, timeout=60, what="the Celery worker answered a ping", proc=proc)
-            yield proc
-        finally:
-            stop_process(proc)
+    wait_for(answered, timeout=60, what=f"the Celery worker {name} answered a ping", proc=proc)
 
 
 @pytest.fixture(scope="session")
-def live_server_url(django_db_setup, django_db_blocker, celery_worker):
+def celery_workers(django_db_setup, django_db_blocker):
+    """Real Celery workers on the real broker, using the test database, as `up` runs them: a
+    prefork worker for control work and a thread-pool worker for model and HTTP calls.
+
+    Tests that use them must be transactional (``transaction=True``): a worker cannot see
+    rows inside a per-test transaction."""
+    tag = f"test-{os.getpid()}"
+    main = start_worker(f"{tag}@", queue=settings.CELERY_TASK_DEFAULT_QUEUE, pool="prefork", concurrency=2,
+                        log_name="celery-worker.log")  # fmt: skip
+    io = start_worker(f"{tag}-io@", queue=settings.CELERY_IO_QUEUE, pool="threads", concurrency=8,
+                      log_name="celery-worker-io.log")  # fmt: skip
+    try:
+        wait_for_worker(f"{tag}@", main)
+        wait_for_worker(f"{tag}-io@", io)
+        yield main
+    finally:
+        stop_process(io)
+        stop_process(main)
+
+
+@pytest.fixture
+def celery_worker(celery_workers):
+    """The session's workers, for one test; at the end the test waits until its runs are over,
+    so the database flush between transactional tests never races a worker's transaction."""
+    yield celery_workers
+    from flows.models import Run, RunStatus, StepRun, StepStatus
+
+    def quiet() -> bool:
+        active = Run.objects.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).exists()
+        return not active and not StepRun.objects.filter(status=StepStatus.RUNNING).exists()
+
+    try:
+        wait_for(quiet, timeout=30, what="the test's runs finished")
+    finally:
+        time.sleep(0.1)  # the last task commits, then acknowledges
+
+
+@pytest.fixture(scope="session")
+def live_server_url(django_db_setup, django_db_blocker, celery_workers):
     """The ASGI app served by uvicorn in its own process, on the test database."""
     from studio.embedded import free_port
 

@@ -25,6 +25,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "flows.view": _ALL,
     "flows.edit": _MANAGERS | {Role.BUILDER},
     "flows.run": _MANAGERS | {Role.BUILDER},
+    # Capabilities (billing.write, http:<host>…) are granted to a flow by admins, not by its builders.
+    "flows.grant": _MANAGERS,
     "runs.view": _ALL,
     "reviews.view": _MANAGERS | {Role.REVIEWER, Role.BUILDER},
     "reviews.decide": _MANAGERS | {Role.REVIEWER},

@@ -24,11 +24,19 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
         parser.add_argument("--port", type=int, default=8000, help="port to serve on (default 8000)")
         parser.add_argument("--workers", type=int, default=2, help="Celery worker processes (default 2)")
+        parser.add_argument(
+            "--io-threads",
+            type=int,
+            default=16,
+            help="threads of the worker for model and HTTP calls (default 16)",
+        )
         parser.add_argument("--no-seed", action="store_true", help="do not create the demo tenant and users")
 
-    def handle(self, *args, host: str, port: int, workers: int, no_seed: bool, **options) -> None:
+    def handle(
+        self, *args, host: str, port: int, workers: int, io_threads: int, no_seed: bool, **options
+    ) -> None:
         try:
-            code = self._run(host=host, port=port, workers=workers, seed=not no_seed)
+            code = self._run(host=host, port=port, workers=workers, io_threads=io_threads, seed=not no_seed)
         finally:
             stack = current_stack()
             if stack is not None:
@@ -37,9 +45,9 @@ class Command(BaseCommand):
         if code:
             sys.exit(code)
 
-    def _run(self, *, host: str, port: int, workers: int, seed: bool) -> int:
-        if workers < 1:
-            raise CommandError("--workers must be at least 1")
+    def _run(self, *, host: str, port: int, workers: int, io_threads: int, seed: bool) -> int:
+        if workers < 1 or io_threads < 1:
+            raise CommandError("--workers and --io-threads must be at least 1")
         if not port_is_free(host, port):
             raise CommandError(f"port {port} on {host} is already in use; choose another with --port")
         self._preflight()

@@ -1,0 +1,775 @@
+"""Advancing runs: which steps are ready, branching and joins, completion, retries, leases.
+
+The rules, in one place:
+
+- Every executable node of a run has one StepRun, created with the run (``pending``).
+- A step is *resolved* when it succeeded, failed, was skipped or cancelled. When all of a
+  step's incoming edges come from resolved steps it is decided: it runs if at least one
+  incoming edge is *active* (its source succeeded — or failed into its ``error`` output —
+  and activated that edge's handle), otherwise it is skipped, and skipping propagates.
+- These decisions are taken in the transaction that resolved the predecessor, with the run
+  row locked (``select_for_update``), so two steps finishing at once cannot both start (or
+  both miss) a join. Cheap pure nodes run right there, each still checkpointed as its own
+  StepRun; the others are enqueued after commit.
+- A worker claims a step with a compare-and-set (queued → running) that carries a lease,
+  and finishes it with another (running + same lease → succeeded). A redelivered task finds
+  nothing to claim; a worker that died leaves a lease that runs out, and the sweeper re-queues
+  the step. So delivery is at least once and effects, keyed by the step's idempotency key,
+  happen once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+import jsonschema
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from flows.graph import CompiledGraph
+from flows.models import RUN_FINISHED, STEP_ACTIVE, Flow, FlowVersion, Run, RunStatus, StepRun, StepStatus
+from flows.nodes import NodeContext, NodeError, NodeResult, NodeType, get_type
+from studio.realtime import group_name, publish_on_commit
+
+log = logging.getLogger(__name__)
+
+LEASE_MARGIN_S = float(settings.STEP_LEASE_MARGIN_S)
+STALE_QUEUED_S = float(settings.STEP_STALE_QUEUED_S)
+MAX_BACKOFF_S = 300.0
+
+
+class InputError(Exception):
+    """Run inputs that do not match the trigger's input schema."""
+
+    def __init__(self, details: list[dict]) -> None:
+        super().__init__(details[0]["message"] if details else "invalid inputs")
+        self.details = details
+
+
+# -- graphs of runs -------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=512)
+def _compiled_version(version_id: int) -> CompiledGraph:
+    return CompiledGraph.from_doc(FlowVersion.objects.only("graph").get(pk=version_id).graph)
+
+
+_draft_graphs: dict[int, CompiledGraph] = {}
+
+
+def compiled_graph(run: Run) -> CompiledGraph:
+    """The run's graph, compiled once per process (versions are immutable; drafts are copied)."""
+    if run.version_id is not None:
+        return _compiled_version(run.version_id)
+    graph = _draft_graphs.get(run.pk)
+    if graph is None:
+        if len(_draft_graphs) > 256:
+            _draft_graphs.clear()
+        graph = _draft_graphs[run.pk] = CompiledGraph.from_doc(run.draft_graph)
+    return graph
+
+
+def node_type_of(graph: CompiledGraph, node_id: str) -> NodeType:
+    node_type = get_type(graph.nodes[node_id]["type"])
+    if node_type is None:  # validated at publish; a type removed since is a clear failure
+        raise NodeError(f"unknown node type {graph.nodes[node_id]['type']!r}")
+    return node_type
+
+
+def step_key(run_id: int, node_id: str) -> str:
+    """The step's idempotency key: stable across redeliveries and retries of the same step."""
+    return hashlib.sha256(f"afs:{run_id}:{node_id}".encode()).hexdigest()[:32]
+
+
+# -- starting runs --------------------------------------------------------------------------
+
+
+def check_inputs(graph: CompiledGraph, inputs: Any) -> None:
+    if not isinstance(inputs, dict):
+        raise InputError([{"field": "inputs", "message": "inputs must be a JSON object"}])
+    schema = graph.config(graph.trigger_id).get("input_schema") if graph.trigger_id else None
+    if not schema:
+        return
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(inputs), key=lambda e: list(e.path))
+    if errors:
+        raise InputError([
+            {"field": "inputs" + "".join(f".{p}" for p in e.absolute_path), "message": e.message} for e in errors
+        ])  # fmt: skip
+
+
+def run_create(
+    *, flow: Flow, version: FlowVersion | None, inputs: dict, trigger: str, user=None, api_key=None,
+    idempotency_key: str = "", parent_step: StepRun | None = None, item_index: int | None = None,
+) -> Run:  # fmt: skip
+    """A queued run with a pending StepRun per executable node (not started: see ``run_launch``)."""
+    graph = CompiledGraph.from_doc(version.graph) if version else CompiledGraph.from_doc(flow.draft)
+    check_inputs(graph, inputs)
+    run_timeout = graph.config(graph.trigger_id).get("run_timeout_s") if graph.trigger_id else None
+    run = Run.objects.create(
+        tenant_id=flow.tenant_id, flow=flow, version=version, draft_graph=None if version else flow.draft,
+        inputs=inputs, trigger=trigger, created_by=user, api_key=api_key, idempotency_key=idempotency_key,
+        parent_step=parent_step, item_index=item_index,
+        deadline_at=timezone.now() + timedelta(seconds=run_timeout) if run_timeout else None,
+    )  # fmt: skip
+    _create_steps(run, graph)
+    return run
+
+
+def _create_steps(run: Run, graph: CompiledGraph) -> None:
+    StepRun.objects.bulk_create([
+        StepRun(run=run, node_id=nid, node_type=graph.nodes[nid]["type"], idempotency_key=step_key(run.pk, nid))
+        for nid in graph.executable
+    ])  # fmt: skip
+
+
+def run_launch(run: Run) -> None:
+    """Start a created run: mark it running and make its trigger ready. Inside a transaction."""
+    updated = Run.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
+        status=RunStatus.RUNNING, started_at=timezone.now()
+    )
+    if not updated:
+        return
+    run.status = RunStatus.RUNNING
+    graph = compiled_graph(run)
+    advance = Advance(run, graph)
+    if graph.trigger_id is None:
+        advance.fail_run({"message": "the flow has no trigger"})
+    else:
+        advance.make_ready(graph.trigger_id)
+    advance.finish()
+
+
+def run_start(
+    *, flow: Flow, version: FlowVersion | None, inputs: dict, trigger: str = "manual", **kwargs
+) -> Run:
+    """Create and launch a run in one transaction; its first outside-world steps go out on commit."""
+    with transaction.atomic():
+        run = run_create(flow=flow, version=version, inputs=inputs, trigger=trigger, **kwargs)
+        run = Run.objects.select_for_update().get(pk=run.pk)
+        run_launch(run)
+    return run
+
+
+# -- advancing --------------------------------------------------------------------------------
+
+
+@dataclass
+class Advance:
+    """One transaction's worth of decisions for a locked run."""
+
+    run: Run
+    graph: CompiledGraph
+    steps: dict[str, StepRun] = field(default_factory=dict)
+    dirty: set[str] = field(default_factory=set)
+    to_enqueue: list[StepRun] = field(default_factory=list)
+    worklist: deque = field(default_factory=deque)
+
+    def load(self, node_ids) -> None:
+        missing = [nid for nid in node_ids if nid not in self.steps]
+        if missing:
+            for step in StepRun.objects.filter(run=self.run, node_id__in=missing):
+                self.steps[step.node_id] = step
+
+    def step(self, node_id: str) -> StepRun:
+        self.load([node_id])
+        return self.steps[node_id]
+
+    def mark(self, step: StepRun) -> None:
+        self.steps[step.node_id] = step
+        self.dirty.add(step.node_id)
+
+    def resolved(self, node_id: str) -> None:
+        """A step just got its final status: decide what follows it."""
+        self.worklist.extend(self.graph.successors(node_id))
+        self._drain()
+
+    def make_ready(self, node_id: str) -> None:
+        step = self.step(node_id)
+        node_type = node_type_of(self.graph, node_id)
+        if node_type.inline:
+            self.execute_inline(step, node_type)
+        else:
+            step.status = StepStatus.QUEUED
+            step.queued_at = timezone.now()
+            self.mark(step)
+            self.to_enqueue.append(step)
+
+    def _edge_active(self, edge: dict) -> bool:
+        source = self.steps[edge["source"]]
+        return source.status in (StepStatus.SUCCEEDED, StepStatus.FAILED) and (
+            (edge.get("sourceHandle") or "out") in (source.handles or [])
+        )
+
+    def _drain(self) -> None:
+        while self.worklist:
+            node_id = self.worklist.popleft()
+            if self.run.status in RUN_FINISHED:
+                return
+            preds = self.graph.predecessors(node_id)
+            self.load([node_id, *preds])
+            step = self.steps.get(node_id)
+            if step is None or step.status != StepStatus.PENDING:
+                continue
+            if any(self.steps[p].status in STEP_ACTIVE for p in preds if p in self.steps):
+                continue  # a join still waiting for an input
+            if any(self._edge_active(e) for e in self.graph.incoming[node_id] if e["source"] in self.steps):
+                self.make_ready(node_id)
+            else:
+                step.status = StepStatus.SKIPPED
+                step.finished_at = timezone.now()
+                self.mark(step)
+                self.worklist.extend(self.graph.successors(node_id))
+
+    def execute_inline(self, step: StepRun, node_type: NodeType) -> None:
+        started = time.perf_counter()
+        step.status = StepStatus.RUNNING
+        step.attempt += 1
+        step.started_at = timezone.now()
+        try:
+            ctx = node_context(self.run, self.graph, step, self.steps_for_context(step.node_id))
+            result = node_type.execute(ctx)
+            step.inputs = ctx.recorded_inputs or None
+        except NodeError as exc:
+            self.step_failed(step, exc, elapsed_ms=_ms(started))
+            return
+        self.step_succeeded(step, result, elapsed_ms=_ms(started))
+
+    def steps_for_context(self, node_id: str) -> dict[str, StepRun]:
+        needed = set(self.graph.references[node_id]) | set(self.graph.predecessors(node_id))
+        self.load(needed)
+        return {nid: self.steps[nid] for nid in needed if nid in self.steps}
+
+    def step_succeeded(self, step: StepRun, result: NodeResult, *, elapsed_ms: float | None = None) -> None:
+        now = timezone.now()
+        step.status = StepStatus.SUCCEEDED
+        step.output = result.output
+        step.handles = list(result.handles)
+        step.error = None
+        step.finished_at = now
+        step.latency_ms = elapsed_ms if elapsed_ms is not None else _since_ms(step.started_at, now)
+        step.tokens_in, step.tokens_out = result.tokens_in, result.tokens_out
+        step.cost_usd = Decimal(result.cost_usd)
+        step.model = result.model or ""
+        step.confidence = result.confidence
+        step.lease_token, step.lease_expires_at, step.retry_at = "", None, None
+        self.run.tokens_in += result.tokens_in
+        self.run.tokens_out += result.tokens_out
+        self.run.cost_usd += Decimal(result.cost_usd)
+        self.mark(step)
+        self.resolved(step.node_id)
+
+    def step_failed(self, step: StepRun, error: NodeError, *, elapsed_ms: float | None = None) -> None:
+        """Retry, fall back, take the error output, or fail the run — in that order."""
+        now = timezone.now()
+        config = self.graph.config(step.node_id)
+        node_type = node_type_of(self.graph, step.node_id)
+        detail = {"message": error.message, "retryable": error.retryable}
+        if error.details is not None:
+            detail["details"] = error.details
+        step.attempts = [*(step.attempts or []), {
+            "attempt": step.attempt, "error": error.message,
+            "started_at": step.started_at.isoformat() if step.started_at else None, "finished_at": now.isoformat(),
+        }]  # fmt: skip
+        step.lease_token, step.lease_expires_at = "", None
+        max_attempts = (config.get("retry") or {}).get("max_attempts", 1)
+        if error.retryable and step.attempt < max_attempts and not node_type.inline:
+            backoff = retry_delay(step.attempt, (config.get("retry") or {}).get("backoff_s", 1))
+            step.status = StepStatus.QUEUED
+            step.error = detail
+            step.retry_at = now + timedelta(seconds=backoff)
+            self.mark(step)
+            self.to_enqueue.append(step)
+            return
+        if "fallback" in config:
+            outputs = node_type.output_handles(config)
+            fallback = NodeResult(output=config["fallback"]["output"], handles=outputs[:1])
+            self.step_succeeded(step, fallback, elapsed_ms=elapsed_ms)
+            step.error = {**detail, "fallback": True}  # succeeded, but say why it used the fallback
+            return
+        step.status = StepStatus.FAILED
+        step.error = detail
+        step.finished_at = now
+        step.latency_ms = elapsed_ms if elapsed_ms is not None else _since_ms(step.started_at, now)
+        step.retry_at = None
+        handled = node_type.can_fail and any(
+            (e.get("sourceHandle") or "out") == "error" for e in self.graph.outgoing[step.node_id]
+        )
+        step.handles = ["error"] if handled else []
+        self.mark(step)
+        if handled:
+            self.resolved(step.node_id)
+        else:
+            self.fail_run({"node": step.node_id, "message": error.message})
+
+    def fail_run(self, error: dict, status: str = RunStatus.FAILED) -> None:
+        self.run.status = status
+        self.run.error = error
+        self.run.finished_at = timezone.now()
+
+    def finish(self) -> None:
+        """Write what changed, enqueue what became ready, and close the run if nothing is left."""
+        if self.run.status in RUN_FINISHED:
+            self._cancel_leftovers()
+        changed = [self.steps[nid] for nid in self.dirty]
+        if changed:
+            StepRun.objects.bulk_update(changed, STEP_FIELDS)
+        if self.run.status not in RUN_FINISHED and not self._anything_left():
+            self.run.status = RunStatus.SUCCEEDED
+            self.run.outputs = self._outputs()
+            self.run.finished_at = timezone.now()
+        elif self.run.status not in RUN_FINISHED:
+            self.run.status = RunStatus.RUNNING if self._anything_running() else RunStatus.WAITING
+        self.run.save(update_fields=RUN_FIELDS)
+        if self.to_enqueue and self.run.status not in RUN_FINISHED:
+            enqueue_on_commit(self.graph, self.to_enqueue)
+        if self.run.status in RUN_FINISHED and self.run.parent_step_id:
+            transaction.on_commit(lambda run_id=self.run.pk: _tasks().child_run_finished_task.delay(run_id))
+        publish_on_commit(group_name("run", self.run.pk), run_event(self.run, changed))
+
+    def _cancel_leftovers(self) -> None:
+        now = timezone.now()
+        active = StepRun.objects.filter(run=self.run, status__in=STEP_ACTIVE).exclude(node_id__in=self.dirty)
+        for step in active:
+            self.steps[step.node_id] = step
+        for nid, step in self.steps.items():
+            if step.status in STEP_ACTIVE:
+                if step.status == StepStatus.WAITING:
+                    for child in Run.objects.filter(parent_step=step).exclude(status__in=RUN_FINISHED):
+                        transaction.on_commit(lambda cid=child.pk: _tasks().run_cancel_task.delay(cid))
+                step.status = StepStatus.CANCELLED
+                step.finished_at = now
+                step.lease_token, step.lease_expires_at = "", None
+                self.dirty.add(nid)
+        self.to_enqueue.clear()
+
+    def _anything_left(self) -> bool:
+        if any(s.status in STEP_ACTIVE for s in self.steps.values()):
+            return True
+        return (
+            StepRun.objects.filter(run=self.run, status__in=STEP_ACTIVE)
+            .exclude(node_id__in=self.steps)
+            .exists()
+        )
+
+    def _anything_running(self) -> bool:
+        """Whether any step is queued or running (else the run only waits: on children, on people)."""
+        if self.to_enqueue:
+            return True
+        running = (StepStatus.QUEUED, StepStatus.RUNNING)
+        if any(self.steps[nid].status in running for nid in self.dirty):
+            return True
+        return (
+            StepRun.objects.filter(run=self.run, status__in=running).exclude(node_id__in=self.dirty).exists()
+        )
+
+    def _outputs(self) -> Any:
+        outputs = StepRun.objects.filter(run=self.run, node_type="output", status=StepStatus.SUCCEEDED)
+        merged: dict = {}
+        for step in outputs.order_by("finished_at", "id"):
+            if isinstance(step.output, dict):
+                merged.update(step.output)
+            else:
+                merged[step.node_id] = step.output
+        return merged
+
+
+STEP_FIELDS = [
+    "status", "handles", "attempt", "attempts", "inputs", "output", "error", "confidence", "queued_at",
+    "started_at", "finished_at", "latency_ms", "tokens_in", "tokens_out", "cost_usd", "model", "lease_token",
+    "lease_expires_at", "retry_at", "state",
+]  # fmt: skip
+RUN_FIELDS = ["status", "outputs", "error", "finished_at", "tokens_in", "tokens_out", "cost_usd"]
+
+
+def retry_delay(attempt: int, base_s: float) -> float:
+    """Exponential backoff with full jitter, capped (and always far below the broker's visibility timeout)."""
+    return min(MAX_BACKOFF_S, base_s * (2 ** (attempt - 1))) * random.uniform(0.5, 1.0)
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+def _since_ms(started, now) -> float | None:
+    return round((now - started).total_seconds() * 1000, 3) if started else None
+
+
+def _tasks():
+    from flows import tasks
+
+    return tasks
+
+
+def enqueue_on_commit(graph: CompiledGraph, steps: list[StepRun]) -> None:
+    jobs = []
+    now = timezone.now()
+    for step in steps:
+        countdown = max(0.0, (step.retry_at - now).total_seconds()) if step.retry_at else 0
+        jobs.append((step.pk, node_type_of(graph, step.node_id).queue, countdown))
+
+    def send() -> None:
+        task = _tasks().step_execute_task
+        for step_id, queue, countdown in jobs:
+            task.apply_async(args=[step_id], queue=queue, countdown=countdown or None)
+
+    transaction.on_commit(send)
+
+
+def run_event(run: Run, steps: list[StepRun]) -> dict:
+    return {
+        "type": "run.update",
+        "run": {"id": run.pk, "status": run.status},
+        "steps": [step_summary(s) for s in steps],
+    }
+
+
+def step_summary(step: StepRun) -> dict:
+    return {
+        "node_id": step.node_id, "status": step.status, "attempt": step.attempt, "handles": step.handles,
+        "latency_ms": step.latency_ms, "tokens_in": step.tokens_in, "tokens_out": step.tokens_out,
+        "cost_usd": str(step.cost_usd), "error": step.error,
+    }  # fmt: skip
+
+
+# -- node context -----------------------------------------------------------------------------
+
+
+def node_context(run: Run, graph: CompiledGraph, step: StepRun, known: dict[str, StepRun]) -> NodeContext:
+    node = graph.nodes[step.node_id]
+    node_type = node_type_of(graph, step.node_id)
+    config = node.get("config") or {}
+    outputs = {nid: {"output": s.output} for nid, s in known.items() if s.status == StepStatus.SUCCEEDED}
+    upstream = None
+    for edge in graph.incoming[step.node_id]:
+        source = known.get(edge["source"])
+        if source is not None and (edge.get("sourceHandle") or "out") in (source.handles or []):
+            upstream = source.output
+            break
+    tenant = run.tenant
+    return NodeContext(
+        run=run, step=step, tenant=tenant, node=node, config=config,
+        variables={"input": run.inputs, "nodes": outputs, "tenant": {"settings": tenant.settings or {}}},
+        upstream_output=upstream, timeout_s=float(config.get("timeout_s", node_type.default_timeout_s)),
+        granted_capabilities=frozenset(run.flow.granted_capabilities or []),
+    )  # fmt: skip
+
+
+# -- executing a step on a worker ---------------------------------------------------------------
+
+
+def step_claim(step_id: int) -> tuple[StepRun, str] | None:
+    """Compare-and-set queued → running with a fresh lease; None when there is nothing to claim."""
+    step = StepRun.objects.select_related("run__flow", "run__tenant").filter(pk=step_id).first()
+    if step is None or step.status != StepStatus.QUEUED:
+        return None
+    if step.retry_at and step.retry_at > timezone.now() + timedelta(seconds=1):
+        return None  # an early duplicate of a delayed retry: its own message will come
+    graph = compiled_graph(step.run)
+    config = graph.config(step.node_id)
+    timeout = float(config.get("timeout_s", node_type_of(graph, step.node_id).default_timeout_s))
+    token = hashlib.sha256(f"{step_id}:{time.time_ns()}:{random.random()}".encode()).hexdigest()[:32]
+    now = timezone.now()
+    claimed = StepRun.objects.filter(pk=step_id, status=StepStatus.QUEUED).update(
+        status=StepStatus.RUNNING, lease_token=token, started_at=now, attempt=step.attempt + 1,
+        lease_expires_at=now + timedelta(seconds=timeout + LEASE_MARGIN_S), retry_at=None,
+    )  # fmt: skip
+    if not claimed:
+        return None
+    step.status, step.lease_token, step.started_at, step.attempt = (
+        StepStatus.RUNNING,
+        token,
+        now,
+        step.attempt + 1,
+    )
+    publish_on_commit(group_name("run", step.run_id), run_event(step.run, [step]))
+    return step, token
+
+
+def step_execute(step_id: int) -> None:
+    """Claim a step, run its node outside any transaction, and record the outcome."""
+    claim = step_claim(step_id)
+    if claim is None:
+        return
+    step, token = claim
+    run = step.run
+    if run.status in RUN_FINISHED:
+        StepRun.objects.filter(pk=step.pk, lease_token=token).update(
+            status=StepStatus.CANCELLED, lease_token=""
+        )
+        return
+    graph = compiled_graph(run)
+    node_type = node_type_of(graph, step.node_id)
+    known = {s.node_id: s for s in StepRun.objects.filter(
+        run=run, node_id__in=set(graph.references[step.node_id]) | set(graph.predecessors(step.node_id)))}  # fmt: skip
+    started = time.perf_counter()
+    ctx = node_context(run, graph, step, known)
+    try:
+        result = node_type.execute(ctx)
+    except NodeError as exc:
+        step_finish(step.pk, token, error=exc, inputs=ctx.recorded_inputs, elapsed_ms=_ms(started))
+        return
+    except Exception as exc:  # a bug in a node must not leave the step running forever
+        log.exception("node %s of run %s crashed", step.node_id, run.pk)
+        error = NodeError(f"internal error: {type(exc).__name__}: {exc}")
+        step_finish(step.pk, token, error=error, inputs=ctx.recorded_inputs, elapsed_ms=_ms(started))
+        return
+    step_finish(step.pk, token, result=result, inputs=ctx.recorded_inputs, elapsed_ms=_ms(started))
+
+
+def step_finish(step_id: int, token: str, *, result: NodeResult | None = None, error: NodeError | None = None,
+                inputs: dict | None = None, elapsed_ms: float | None = None) -> bool:  # fmt: skip
+    """Record a step's outcome if this worker still holds its lease; False when it lost it."""
+    with transaction.atomic():
+        step = StepRun.objects.filter(pk=step_id).only("run_id").first()
+        if step is None:
+            return False
+        run = Run.objects.select_related("flow", "tenant").select_for_update(of=("self",)).get(pk=step.run_id)
+        step = StepRun.objects.filter(pk=step_id, status=StepStatus.RUNNING, lease_token=token).first()
+        if step is None or run.status in RUN_FINISHED:
+            return False  # the lease ran out (someone else runs it now) or the run was cancelled
+        step.inputs = inputs or None
+        advance = Advance(run, compiled_graph(run))
+        advance.steps[step.node_id] = step
+        if error is not None:
+            advance.step_failed(step, error, elapsed_ms=elapsed_ms)
+        elif result.wait:
+            _step_wait(advance, step, result)
+        else:
+            advance.step_succeeded(step, result, elapsed_ms=elapsed_ms)
+        advance.finish()
+    return True
+
+
+# -- child runs (map, sub-flow) ---------------------------------------------------------------------
+
+
+def children_start(ctx: NodeContext, *, flow_ref: dict, inputs: list, concurrency: int) -> NodeResult:
+    """Ask the engine to run ``flow_ref`` once per input as child runs; the step waits for them."""
+    version = FlowVersion.objects.filter(
+        flow__tenant=ctx.tenant,
+        flow__deleted_at__isnull=True,
+        flow_id=flow_ref["id"],
+        number=flow_ref["version"],
+    ).first()
+    if version is None:
+        raise NodeError(f"flow {flow_ref['id']} has no published version {flow_ref['version']}")
+    check = CompiledGraph.from_doc(version.graph)
+    for index, item in enumerate(inputs):
+        try:
+            check_inputs(check, item)
+        except InputError as exc:
+            raise NodeError(f"item {index}: {exc}", details=exc.details) from None
+    state = {
+        "version_id": version.pk,
+        "inputs": inputs,
+        "concurrency": max(1, concurrency),
+        "total": len(inputs),
+    }
+    return NodeResult(wait=True, state=state)
+
+
+def _step_wait(advance: Advance, step: StepRun, result: NodeResult) -> None:
+    state = result.state or {}
+    step.status = StepStatus.WAITING
+    step.lease_token, step.lease_expires_at = "", None
+    step.state = {k: v for k, v in state.items() if k != "inputs"}
+    advance.mark(step)
+    if "version_id" not in state:
+        return  # another kind of wait (e.g. a review) completes the step through its own service
+    if not state["inputs"]:
+        advance.step_succeeded(step, NodeResult(output=[]))
+        return
+    version = FlowVersion.objects.select_related("flow").get(pk=state["version_id"])
+    children = Run.objects.bulk_create([
+        Run(tenant_id=advance.run.tenant_id, flow=version.flow, version=version, inputs=item, trigger="map",
+            parent_step=step, item_index=index, created_by_id=advance.run.created_by_id)
+        for index, item in enumerate(state["inputs"])
+    ])  # fmt: skip
+    graph = CompiledGraph.from_doc(version.graph)
+    StepRun.objects.bulk_create([
+        StepRun(run=child, node_id=nid, node_type=graph.nodes[nid]["type"], idempotency_key=step_key(child.pk, nid))
+        for child in children for nid in graph.executable
+    ])  # fmt: skip
+    first = [c.pk for c in children[: state["concurrency"]]]
+    transaction.on_commit(lambda: [_tasks().run_launch_task.delay(pk) for pk in first])
+
+
+def step_resume(step_id: int, *, result: NodeResult | None = None, error: NodeError | None = None) -> bool:
+    """Complete a waiting step from outside the engine (a reviewer's decision): the run goes on
+    from that step only. False when the step is not waiting any more (decided already)."""
+    with transaction.atomic():
+        step = StepRun.objects.filter(pk=step_id).only("run_id").first()
+        if step is None:
+            return False
+        run = Run.objects.select_related("flow", "tenant").select_for_update(of=("self",)).get(pk=step.run_id)
+        step = StepRun.objects.filter(pk=step_id, status=StepStatus.WAITING).first()
+        if step is None or run.status in RUN_FINISHED:
+            return False
+        advance = Advance(run, compiled_graph(run))
+        advance.steps[step.node_id] = step
+        if error is not None:
+            advance.step_failed(step, error)
+        else:
+            advance.step_succeeded(step, result or NodeResult())
+        advance.finish()
+    return True
+
+
+def run_launch_by_id(run_id: int) -> None:
+    with transaction.atomic():
+        run = Run.objects.select_for_update().filter(pk=run_id, status=RunStatus.QUEUED).first()
+        if run is not None:
+            run_launch(run)
+
+
+def child_run_finished(child_id: int) -> None:
+    """A child run ended: start the next one, or complete the parent step when all have ended.
+
+    Everything is counted from the database, so a repeated notification changes nothing."""
+    child = Run.objects.filter(pk=child_id).only("parent_step_id").first()
+    if child is None or child.parent_step_id is None:
+        return
+    with transaction.atomic():
+        parent_step = StepRun.objects.only("run_id").get(pk=child.parent_step_id)
+        run = (
+            Run.objects.select_related("flow", "tenant")
+            .select_for_update(of=("self",))
+            .get(pk=parent_step.run_id)
+        )
+        step = StepRun.objects.get(pk=parent_step.pk)
+        if step.status != StepStatus.WAITING or run.status in RUN_FINISHED:
+            return
+        state = step.state or {}
+        children = Run.objects.filter(parent_step=step)
+        counts = children.aggregate(
+            finished=Count("id", filter=Q(status__in=RUN_FINISHED)),
+            failed=Count("id", filter=Q(status__in=RUN_FINISHED) & ~Q(status=RunStatus.SUCCEEDED)),
+            going=Count("id", filter=~Q(status__in=RUN_FINISHED) & ~Q(status=RunStatus.QUEUED)),
+        )
+        config = compiled_graph(run).config(step.node_id)
+        advance = Advance(run, compiled_graph(run))
+        advance.steps[step.node_id] = step
+        if counts["failed"] and not config.get("continue_on_error"):
+            failed = (
+                children.exclude(status=RunStatus.SUCCEEDED)
+                .filter(status__in=RUN_FINISHED)
+                .order_by("item_index")
+            )
+            first = failed.first()
+            message = (
+                f"item {first.item_index} {first.status}: {(first.error or {}).get('message', '')}".strip()
+            )
+            advance.step_failed(step, NodeError(message, details={"failed_items": counts["failed"]}))
+        elif counts["finished"] == state.get("total"):
+            results = [
+                c.outputs if c.status == RunStatus.SUCCEEDED else {"error": c.error, "status": c.status}
+                for c in children.order_by("item_index").only("outputs", "status", "error")
+            ]
+            output = results[0] if step.node_type == "subflow" else results
+            tokens = children.aggregate(
+                t_in=models_sum("tokens_in"), t_out=models_sum("tokens_out"), cost=models_sum("cost_usd")
+            )
+            advance.step_succeeded(step, NodeResult(output=output, tokens_in=tokens["t_in"] or 0,
+                                                    tokens_out=tokens["t_out"] or 0,
+                                                    cost_usd=tokens["cost"] or Decimal(0)))  # fmt: skip
+        else:
+            free = state.get("concurrency", 1) - counts["going"]
+            if free > 0:
+                nxt = list(
+                    children.filter(status=RunStatus.QUEUED)
+                    .order_by("item_index")
+                    .values_list("pk", flat=True)[:free]
+                )
+                transaction.on_commit(lambda: [_tasks().run_launch_task.delay(pk) for pk in nxt])
+            return
+        advance.finish()
+
+
+def models_sum(field_name: str):
+    from django.db.models import Sum
+
+    return Sum(field_name)
+
+
+# -- cancel, retry, replay, sweeping ------------------------------------------------------------
+
+
+def run_cancel(run_id: int) -> bool:
+    """Cancel a run: queued steps never start, running ones are dropped at their next checkpoint."""
+    with transaction.atomic():
+        run = Run.objects.select_related("flow", "tenant").select_for_update(of=("self",)).get(pk=run_id)
+        if run.status in RUN_FINISHED:
+            return False
+        advance = Advance(run, compiled_graph(run))
+        advance.fail_run({"message": "cancelled"}, status=RunStatus.CANCELLED)
+        advance.finish()
+    return True
+
+
+def run_retry(run_id: int) -> bool:
+    """Re-run a failed run from its failed steps; steps that succeeded keep their outputs."""
+    with transaction.atomic():
+        run = Run.objects.select_related("flow", "tenant").select_for_update(of=("self",)).get(pk=run_id)
+        if run.status not in (RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT):
+            return False
+        StepRun.objects.filter(run=run).exclude(status=StepStatus.SUCCEEDED).update(
+            status=StepStatus.PENDING, attempt=0, handles=[], error=None, output=None, lease_token="",
+            lease_expires_at=None, retry_at=None, queued_at=None, started_at=None, finished_at=None, state=None,
+        )  # fmt: skip
+        run.status, run.error, run.finished_at, run.outputs = RunStatus.RUNNING, None, None, None
+        graph = compiled_graph(run)
+        advance = Advance(run, graph)
+        done = list(StepRun.objects.filter(run=run, status=StepStatus.SUCCEEDED))
+        for step in done:
+            advance.steps[step.node_id] = step
+        if not done and graph.trigger_id:
+            advance.make_ready(graph.trigger_id)
+        for step in done:
+            advance.worklist.extend(graph.successors(step.node_id))
+        advance._drain()
+        advance.finish()
+    return True
+
+
+def steps_recover(now=None) -> dict:
+    """The sweeper: re-queue steps of lost workers and lost messages; time out overdue runs."""
+    now = now or timezone.now()
+    expired = list(StepRun.objects.filter(status=StepStatus.RUNNING, lease_expires_at__lt=now)
+                   .values_list("pk", "lease_token")[:500])  # fmt: skip
+    requeued = []
+    for step_id, token in expired:
+        if StepRun.objects.filter(pk=step_id, status=StepStatus.RUNNING, lease_token=token).update(
+            status=StepStatus.QUEUED, lease_token="", lease_expires_at=None, queued_at=now
+        ):
+            requeued.append(step_id)
+    stale = StepRun.objects.filter(status=StepStatus.QUEUED).filter(
+        Q(retry_at__lt=now - timedelta(seconds=STALE_QUEUED_S))
+        | Q(retry_at__isnull=True, queued_at__lt=now - timedelta(seconds=STALE_QUEUED_S))
+    )
+    requeued += list(stale.values_list("pk", flat=True)[:500])
+    for step in StepRun.objects.filter(pk__in=requeued).select_related("run__version"):
+        queue = node_type_of(compiled_graph(step.run), step.node_id).queue
+        _tasks().step_execute_task.apply_async(args=[step.pk], queue=queue)
+    overdue = list(Run.objects.filter(status__in=[RunStatus.RUNNING, RunStatus.WAITING, RunStatus.QUEUED],
+                                      deadline_at__lt=now).values_list("pk", flat=True)[:100])  # fmt: skip
+    for run_id in overdue:
+        with transaction.atomic():
+            run = Run.objects.select_related("flow", "tenant").select_for_update(of=("self",)).get(pk=run_id)
+            if run.status not in RUN_FINISHED:
+                advance = Advance(run, compiled_graph(run))
+                advance.fail_run(
+                    {"message": "the run took longer than its time limit"}, status=RunStatus.TIMED_OUT
+                )
+                advance.finish()
+    return {"requeued": len(requeued), "lease_expired": len(expired), "timed_out": len(overdue)}

@@ -1,0 +1,92 @@
+"""Reads of flows and runs, always scoped to the caller's tenant (another tenant's is a 404)."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+
+from flows.models import Flow, FlowVersion, Run, StepRun
+from studio.tenants.models import Tenant
+
+
+def flow_list(*, tenant: Tenant, search: str = "") -> QuerySet[Flow]:
+    flows = Flow.objects.for_tenant(tenant).filter(deleted_at__isnull=True)
+    if search:
+        flows = flows.filter(name__icontains=search)
+    return flows
+
+
+def flow_get(*, tenant: Tenant, pk: int) -> Flow:
+    return get_object_or_404(flow_list(tenant=tenant), pk=pk)
+
+
+def version_list(*, flow: Flow) -> QuerySet[FlowVersion]:
+    return flow.versions.select_related("created_by").defer("graph")
+
+
+def version_get(*, flow: Flow, number: int) -> FlowVersion:
+    return get_object_or_404(flow.versions.all(), number=number)
+
+
+def version_latest(*, flow: Flow) -> FlowVersion | None:
+    return flow.versions.order_by("-number").first()
+
+
+def version_graph_resolver(*, tenant: Tenant):
+    """(flow id, version number) → graph, for the validator's sub-flow checks, within the tenant."""
+
+    def resolve(flow_id: int, number: int) -> dict | None:
+        version = (
+            FlowVersion.objects.filter(
+                flow__tenant=tenant, flow__deleted_at__isnull=True, flow_id=flow_id, number=number
+            )
+            .only("graph")
+            .first()
+        )
+        return version.graph if version else None
+
+    return resolve
+
+
+def run_list(*, flow: Flow, status: str | None = None) -> QuerySet[Run]:
+    runs = flow.runs.filter(parent_step__isnull=True).select_related("version")
+    if status:
+        runs = runs.filter(status=status)
+    return runs.order_by("-created_at")
+
+
+def run_get(*, tenant: Tenant, pk: int) -> Run:
+    return get_object_or_404(
+        Run.objects.for_tenant(tenant).select_related("flow", "version", "tenant"), pk=pk
+    )
+
+
+def run_steps(*, run: Run) -> QuerySet[StepRun]:
+    return run.steps.order_by("id")
+
+
+def flow_by_webhook_token(*, token: str) -> Flow:
+    return get_object_or_404(
+        Flow.objects.select_related("tenant").filter(deleted_at__isnull=True), webhook_token=token
+    )
+
+
+def run_wait(*, run: Run, timeout_s: float) -> bool:
+    """Block until the run ends or ``timeout_s`` passes (woken by the run's live events);
+    True when it ended."""
+    import time
+
+    from flows.models import RUN_FINISHED
+    from studio.realtime import GroupListener, group_name
+
+    deadline = time.monotonic() + timeout_s
+    with GroupListener(group_name("run", run.pk)) as listener:
+        while True:
+            status = Run.objects.filter(pk=run.pk).values_list("status", flat=True).first()
+            if status in RUN_FINISHED:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            # Wake on the next event, and look anyway every second in case one was dropped.
+            listener.wait(min(remaining, 1.0))

@@ -1,0 +1,194 @@
+"""Writes on flows: create, save the draft, publish, restore, import; start runs."""
+
+from __future__ import annotations
+
+import copy
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from flows import engine
+from flows.graph import MalformedGraph, Problem, check_well_formed, graph_sha256, validate
+from flows.models import Flow, FlowVersion, Run
+from flows.selectors import version_graph_resolver, version_latest
+from studio.tenants.models import Tenant
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+
+
+class Conflict(Exception):
+    pass
+
+
+class PublishRefused(Exception):
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__(f"the draft has {len(problems)} problem(s)")
+        self.problems = problems
+
+
+class RunRefused(Exception):
+    """A run that cannot start (no version to run, bad inputs): the message says why."""
+
+    def __init__(self, message: str, *, details: list | None = None) -> None:
+        super().__init__(message)
+        self.details = details or []
+
+
+def starter_graph() -> dict:
+    return {
+        "schema": 1,
+        "nodes": [
+            {"id": "trigger", "type": "trigger", "position": {"x": 0, "y": 0},
+             "config": {"kind": "manual", "input_schema": {"type": "object", "properties": {}}}},
+        ],
+        "edges": [],
+    }  # fmt: skip
+
+
+def graph_problems(*, flow: Flow | None, tenant: Tenant, graph: dict) -> list[Problem]:
+    return validate(graph, flow_id=flow.pk if flow else None, resolve=version_graph_resolver(tenant=tenant))
+
+
+def flow_create(
+    *, tenant: Tenant, name: str, user=None, description: str = "", graph: dict | None = None
+) -> Flow:
+    graph = check_well_formed(copy.deepcopy(graph)) if graph is not None else starter_graph()
+    return Flow.objects.create(
+        tenant=tenant, name=name.strip() or "Untitled flow", description=description, draft=graph,
+        created_by=user, draft_updated_by=user,
+    )  # fmt: skip
+
+
+def flow_update(*, flow: Flow, **fields) -> Flow:
+    """Rename, describe, grant capabilities, set or clear the webhook secret (stored encrypted)."""
+    from studio.tenants.crypto import encrypt
+
+    for name in ("name", "description", "granted_capabilities"):
+        if fields.get(name) is not None:
+            setattr(flow, name, fields[name])
+    if "webhook_secret" in fields:
+        flow.webhook_secret = encrypt(fields["webhook_secret"]) if fields["webhook_secret"] else ""
+    flow.save(update_fields=["name", "description", "granted_capabilities", "webhook_secret", "updated_at"])
+    return flow
+
+
+def flow_delete(*, flow: Flow) -> None:
+    # Kept, not erased: runs and versions stay as history for the audit trail.
+    Flow.objects.filter(pk=flow.pk).update(deleted_at=timezone.now())
+
+
+def flow_duplicate(*, flow: Flow, user=None) -> Flow:
+    return flow_create(tenant=flow.tenant, name=f"{flow.name} (copy)", user=user, description=flow.description,
+                       graph=flow.draft)  # fmt: skip
+
+
+def draft_save(*, flow: Flow, graph: object, revision: int, user=None) -> tuple[Flow, list[Problem]]:
+    """Store any well-formed draft and return its problems; a stale revision is a Conflict."""
+    graph = check_well_formed(graph)
+    updated = Flow.objects.filter(pk=flow.pk, draft_revision=revision).update(
+        draft=graph, draft_revision=revision + 1, draft_updated_at=timezone.now(), draft_updated_by=user,
+        updated_at=timezone.now(),
+    )  # fmt: skip
+    if not updated:
+        flow.refresh_from_db(fields=["draft_revision", "draft_updated_by", "draft_updated_at"])
+        who = flow.draft_updated_by.get_username() if flow.draft_updated_by else "someone"
+        raise Conflict(
+            f"{who} saved this flow since you loaded it (revision {flow.draft_revision}, you have {revision}); "
+            "reload to see their changes"
+        )
+    flow.refresh_from_db()
+    return flow, graph_problems(flow=flow, tenant=flow.tenant, graph=graph)
+
+
+@transaction.atomic
+def flow_publish(*, flow: Flow, user=None, note: str = "") -> FlowVersion:
+    flow = Flow.objects.select_for_update().get(pk=flow.pk)
+    problems = graph_problems(flow=flow, tenant=flow.tenant, graph=flow.draft)
+    if problems:
+        raise PublishRefused(problems)
+    latest = version_latest(flow=flow)
+    return FlowVersion.objects.create(
+        flow=flow, number=(latest.number + 1) if latest else 1, graph=copy.deepcopy(flow.draft),
+        sha256=graph_sha256(flow.draft), note=note, created_by=user,
+    )  # fmt: skip
+
+
+def version_restore(*, flow: Flow, version: FlowVersion, user=None) -> Flow:
+    Flow.objects.filter(pk=flow.pk).update(
+        draft=copy.deepcopy(version.graph), draft_revision=flow.draft_revision + 1,
+        draft_updated_at=timezone.now(), draft_updated_by=user, updated_at=timezone.now(),
+    )  # fmt: skip
+    flow.refresh_from_db()
+    return flow
+
+
+def flow_export(*, flow: Flow) -> dict:
+    return {
+        "format": "agent-flow-studio/flow", "schema": 1, "name": flow.name, "description": flow.description,
+        "graph": flow.draft, "exported_at": timezone.now().isoformat(),
+    }  # fmt: skip
+
+
+def flow_import(*, tenant: Tenant, document: object, user=None) -> tuple[Flow, list[Problem]]:
+    """A new flow from an exported document (or a bare graph); all or nothing."""
+    if not isinstance(document, dict):
+        raise MalformedGraph("an import is a JSON object: an exported flow or a graph document")
+    graph = document.get("graph", document)
+    check_well_formed(graph)
+    name = document.get("name") if isinstance(document.get("name"), str) else "Imported flow"
+    flow = flow_create(tenant=tenant, name=name, user=user, description=str(document.get("description", "")),
+                       graph=graph)  # fmt: skip
+    return flow, graph_problems(flow=flow, tenant=tenant, graph=graph)
+
+
+def run_request(
+    *, flow: Flow, version: int | str | None, inputs: object, trigger: str, user=None, api_key=None,
+    idempotency_key: str = "",
+) -> tuple[Run, bool]:  # fmt: skip
+    """Start a run of a version (a number, ``"draft"``, or the latest published when None).
+
+    With an idempotency key, a repeat within 24 h returns the first run; the bool says
+    whether this call created it."""
+    if idempotency_key:
+        existing = Run.objects.filter(
+            flow=flow, idempotency_key=idempotency_key, created_at__gte=timezone.now() - IDEMPOTENCY_WINDOW
+        ).first()
+        if existing is not None:
+            return existing, False
+    if version == "draft":
+        chosen = None
+    elif version is None:
+        chosen = version_latest(flow=flow)
+        if chosen is None:
+            raise RunRefused(
+                "the flow has no published version: publish it, or run the draft with version 'draft'"
+            )
+    else:
+        chosen = flow.versions.filter(number=version).first()
+        if chosen is None:
+            raise RunRefused(f"the flow has no version {version}")
+    if chosen is None:
+        problems = graph_problems(flow=flow, tenant=flow.tenant, graph=flow.draft)
+        if problems:
+            raise RunRefused("the draft has problems; fix them before a test run",
+                             details=[p.as_dict() for p in problems])  # fmt: skip
+    try:
+        run = engine.run_start(
+            flow=flow, version=chosen, inputs=inputs, trigger=trigger, user=user, api_key=api_key,
+            idempotency_key=idempotency_key,
+        )  # fmt: skip
+    except engine.InputError as exc:
+        raise RunRefused(str(exc), details=exc.details) from None
+    except IntegrityError:
+        # The same key raced in from a second request: answer with the run that won.
+        if idempotency_key:
+            return Run.objects.get(flow=flow, idempotency_key=idempotency_key), False
+        raise
+    return run, True
+
+
+def run_replay(*, run: Run, version: int | str | None, user=None, api_key=None) -> Run:
+    new_run, _ = run_request(flow=run.flow, version=version, inputs=run.inputs, trigger="replay", user=user,
+                             api_key=api_key)  # fmt: skip
+    return new_run

@@ -1,0 +1,38 @@
+"""Celery tasks: thin — take ids, call the engine, safe to run twice."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from flows import engine
+
+TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
+
+
+@shared_task(name="flows.step_execute", **TASK_OPTIONS)
+def step_execute_task(step_id: int) -> None:
+    """Run one step (claimed by compare-and-set, so a redelivery does nothing)."""
+    engine.step_execute(step_id)
+
+
+@shared_task(name="flows.run_launch", **TASK_OPTIONS)
+def run_launch_task(run_id: int) -> None:
+    """Start a queued child run of a map or sub-flow."""
+    engine.run_launch_by_id(run_id)
+
+
+@shared_task(name="flows.child_run_finished", **TASK_OPTIONS)
+def child_run_finished_task(run_id: int) -> None:
+    """Tell a waiting map / sub-flow step that one of its child runs ended."""
+    engine.child_run_finished(run_id)
+
+
+@shared_task(name="flows.run_cancel", **TASK_OPTIONS)
+def run_cancel_task(run_id: int) -> None:
+    engine.run_cancel(run_id)
+
+
+@shared_task(name="flows.steps_recover", ignore_result=True)
+def steps_recover_task() -> dict:
+    """Beat: re-queue steps whose worker was lost (lease expired) and time out overdue runs."""
+    return engine.steps_recover()
