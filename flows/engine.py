@@ -21,6 +21,7 @@ The rules, in one place:
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import random
 import time
@@ -33,9 +34,11 @@ from typing import Any
 
 import jsonschema
 from django.conf import settings
-from django.db import transaction
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from flows.graph import CompiledGraph
 from flows.models import RUN_FINISHED, STEP_ACTIVE, Flow, FlowVersion, Run, RunStatus, StepRun, StepStatus
@@ -111,40 +114,47 @@ def check_inputs(graph: CompiledGraph, inputs: Any) -> None:
 def run_create(
     *, flow: Flow, version: FlowVersion | None, inputs: dict, trigger: str, user=None, api_key=None,
     idempotency_key: str = "", parent_step: StepRun | None = None, item_index: int | None = None,
-) -> Run:  # fmt: skip
-    """A queued run with a pending StepRun per executable node (not started: see ``run_launch``)."""
-    graph = CompiledGraph.from_doc(version.graph) if version else CompiledGraph.from_doc(flow.draft)
+    started: bool = False,
+) -> tuple[Run, list[StepRun]]:  # fmt: skip
+    """A run with a pending StepRun per executable node; ``started`` marks it running at once
+    (``run_start``), otherwise it stays queued until ``run_launch``."""
+    graph = _compiled_version(version.pk) if version else CompiledGraph.from_doc(flow.draft)
     check_inputs(graph, inputs)
     run_timeout = graph.config(graph.trigger_id).get("run_timeout_s") if graph.trigger_id else None
+    now = timezone.now()
     run = Run.objects.create(
         tenant_id=flow.tenant_id, flow=flow, version=version, draft_graph=None if version else flow.draft,
         inputs=inputs, trigger=trigger, created_by=user, api_key=api_key, idempotency_key=idempotency_key,
         parent_step=parent_step, item_index=item_index,
-        deadline_at=timezone.now() + timedelta(seconds=run_timeout) if run_timeout else None,
+        status=RunStatus.RUNNING if started else RunStatus.QUEUED, started_at=now if started else None,
+        deadline_at=now + timedelta(seconds=run_timeout) if run_timeout else None,
     )  # fmt: skip
-    _create_steps(run, graph)
-    return run
+    run.tenant = flow.tenant  # already loaded by the caller: spare the engine a query
+    return run, _create_steps(run, graph)
 
 
-def _create_steps(run: Run, graph: CompiledGraph) -> None:
-    StepRun.objects.bulk_create([
+def _create_steps(run: Run, graph: CompiledGraph) -> list[StepRun]:
+    return StepRun.objects.bulk_create([
         StepRun(run=run, node_id=nid, node_type=graph.nodes[nid]["type"], idempotency_key=step_key(run.pk, nid))
         for nid in graph.executable
     ])  # fmt: skip
 
 
-def run_launch(run: Run) -> None:
-    """Start a created run: mark it running and make its trigger ready. Inside a transaction."""
-    updated = Run.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
-        status=RunStatus.RUNNING, started_at=timezone.now()
-    )
-    if not updated:
-        return
-    run.status = RunStatus.RUNNING
+def run_launch(run: Run, steps: list[StepRun] | None = None) -> None:
+    """Make a run's trigger ready. Inside a transaction, with the run locked or just created;
+    ``steps`` (all of them, just created) spares reading them back. Launching twice is a no-op:
+    the trigger is no longer pending the second time."""
     graph = compiled_graph(run)
-    advance = Advance(run, graph)
+    advance = Advance(run, graph, run_changed=run.status == RunStatus.QUEUED)
+    if run.status == RunStatus.QUEUED:
+        run.status, run.started_at = RunStatus.RUNNING, timezone.now()
+    if steps is not None:
+        advance.steps = {step.node_id: step for step in steps}
+        advance.complete = True
     if graph.trigger_id is None:
         advance.fail_run({"message": "the flow has no trigger"})
+    elif advance.step(graph.trigger_id).status != StepStatus.PENDING:
+        return
     else:
         advance.make_ready(graph.trigger_id)
     advance.finish()
@@ -153,11 +163,13 @@ def run_launch(run: Run) -> None:
 def run_start(
     *, flow: Flow, version: FlowVersion | None, inputs: dict, trigger: str = "manual", **kwargs
 ) -> Run:
-    """Create and launch a run in one transaction; its first outside-world steps go out on commit."""
+    """Create and start a run in one transaction (nobody else sees it before commit, so no lock);
+    its first outside-world steps are enqueued on commit."""
     with transaction.atomic():
-        run = run_create(flow=flow, version=version, inputs=inputs, trigger=trigger, **kwargs)
-        run = Run.objects.select_for_update().get(pk=run.pk)
-        run_launch(run)
+        run, steps = run_create(
+            flow=flow, version=version, inputs=inputs, trigger=trigger, started=True, **kwargs
+        )
+        run_launch(run, steps)
     return run
 
 
@@ -174,9 +186,13 @@ class Advance:
     dirty: set[str] = field(default_factory=set)
     to_enqueue: list[StepRun] = field(default_factory=list)
     worklist: deque = field(default_factory=deque)
+    # True when ``steps`` holds every step of the run (a run just created): no need to ask the DB.
+    complete: bool = False
+    draining: bool = False
+    run_changed: bool = False  # tokens, cost or status moved: the run row needs writing
 
     def load(self, node_ids) -> None:
-        missing = [nid for nid in node_ids if nid not in self.steps]
+        missing = [] if self.complete else [nid for nid in node_ids if nid not in self.steps]
         if missing:
             for step in StepRun.objects.filter(run=self.run, node_id__in=missing):
                 self.steps[step.node_id] = step
@@ -190,9 +206,12 @@ class Advance:
         self.dirty.add(step.node_id)
 
     def resolved(self, node_id: str) -> None:
-        """A step just got its final status: decide what follows it."""
+        """A step just got its final status: decide what follows it. Inline steps resolve inside
+        the drain loop; their successors join the worklist instead of recursing (a chain of
+        hundreds of inline nodes must not grow the stack)."""
         self.worklist.extend(self.graph.successors(node_id))
-        self._drain()
+        if not self.draining:
+            self._drain()
 
     def make_ready(self, node_id: str) -> None:
         step = self.step(node_id)
@@ -212,24 +231,40 @@ class Advance:
         )
 
     def _drain(self) -> None:
-        while self.worklist:
-            node_id = self.worklist.popleft()
-            if self.run.status in RUN_FINISHED:
-                return
-            preds = self.graph.predecessors(node_id)
-            self.load([node_id, *preds])
-            step = self.steps.get(node_id)
-            if step is None or step.status != StepStatus.PENDING:
-                continue
-            if any(self.steps[p].status in STEP_ACTIVE for p in preds if p in self.steps):
-                continue  # a join still waiting for an input
-            if any(self._edge_active(e) for e in self.graph.incoming[node_id] if e["source"] in self.steps):
-                self.make_ready(node_id)
-            else:
-                step.status = StepStatus.SKIPPED
-                step.finished_at = timezone.now()
-                self.mark(step)
-                self.worklist.extend(self.graph.successors(node_id))
+        self.draining = True
+        try:
+            while self.worklist:
+                if self.run.status in RUN_FINISHED:
+                    return
+                self._decide(self.worklist.popleft())
+        finally:
+            self.draining = False
+
+    def _decide(self, node_id: str) -> None:
+        """Run, skip, or leave waiting one step whose predecessor just resolved."""
+        self.load([node_id])
+        step = self.steps.get(node_id)
+        if step is None or step.status != StepStatus.PENDING:
+            return
+        preds = self.graph.predecessors(node_id)
+        if any(self.steps[p].status in STEP_ACTIVE for p in preds if p in self.steps):
+            return  # a join still waiting for an input
+        unknown = [p for p in preds if p not in self.steps]
+        # A join of many branches is visited once per branch: ask cheaply whether the others are
+        # done, and read their rows only once they all are (not once per branch).
+        if (
+            unknown
+            and StepRun.objects.filter(run=self.run, node_id__in=unknown, status__in=STEP_ACTIVE).exists()
+        ):
+            return
+        self.load(unknown)
+        if any(self._edge_active(e) for e in self.graph.incoming[node_id] if e["source"] in self.steps):
+            self.make_ready(node_id)
+        else:
+            step.status = StepStatus.SKIPPED
+            step.finished_at = timezone.now()
+            self.mark(step)
+            self.worklist.extend(self.graph.successors(node_id))
 
     def execute_inline(self, step: StepRun, node_type: NodeType) -> None:
         started = time.perf_counter()
@@ -263,9 +298,11 @@ class Advance:
         step.model = result.model or ""
         step.confidence = result.confidence
         step.lease_token, step.lease_expires_at, step.retry_at = "", None, None
-        self.run.tokens_in += result.tokens_in
-        self.run.tokens_out += result.tokens_out
-        self.run.cost_usd += Decimal(result.cost_usd)
+        if result.tokens_in or result.tokens_out or result.cost_usd:
+            self.run.tokens_in += result.tokens_in
+            self.run.tokens_out += result.tokens_out
+            self.run.cost_usd += Decimal(result.cost_usd)
+            self.run_changed = True
         self.mark(step)
         self.resolved(step.node_id)
 
@@ -313,6 +350,7 @@ class Advance:
             self.fail_run({"node": step.node_id, "message": error.message})
 
     def fail_run(self, error: dict, status: str = RunStatus.FAILED) -> None:
+        self.run_changed = True
         self.run.status = status
         self.run.error = error
         self.run.finished_at = timezone.now()
@@ -322,15 +360,18 @@ class Advance:
         if self.run.status in RUN_FINISHED:
             self._cancel_leftovers()
         changed = [self.steps[nid] for nid in self.dirty]
-        if changed:
-            StepRun.objects.bulk_update(changed, STEP_FIELDS)
+        save_steps(changed)
         if self.run.status not in RUN_FINISHED and not self._anything_left():
             self.run.status = RunStatus.SUCCEEDED
             self.run.outputs = self._outputs()
             self.run.finished_at = timezone.now()
+            self.run_changed = True
         elif self.run.status not in RUN_FINISHED:
-            self.run.status = RunStatus.RUNNING if self._anything_running() else RunStatus.WAITING
-        self.run.save(update_fields=RUN_FIELDS)
+            status = RunStatus.RUNNING if self._anything_running() else RunStatus.WAITING
+            self.run_changed |= status != self.run.status
+            self.run.status = status
+        if self.run_changed:
+            self.run.save(update_fields=RUN_FIELDS)
         if self.to_enqueue and self.run.status not in RUN_FINISHED:
             enqueue_on_commit(self.graph, self.to_enqueue)
         if self.run.status in RUN_FINISHED and self.run.parent_step_id:
@@ -356,11 +397,12 @@ class Advance:
     def _anything_left(self) -> bool:
         if any(s.status in STEP_ACTIVE for s in self.steps.values()):
             return True
-        return (
-            StepRun.objects.filter(run=self.run, status__in=STEP_ACTIVE)
-            .exclude(node_id__in=self.steps)
-            .exists()
-        )
+        if not self.complete:
+            # Nothing active among the steps at hand: read the rest once; that also serves _outputs.
+            for step in StepRun.objects.filter(run=self.run).exclude(node_id__in=list(self.steps)):
+                self.steps[step.node_id] = step
+            self.complete = True
+        return any(s.status in STEP_ACTIVE for s in self.steps.values())
 
     def _anything_running(self) -> bool:
         """Whether any step is queued or running (else the run only waits: on children, on people)."""
@@ -374,9 +416,11 @@ class Advance:
         )
 
     def _outputs(self) -> Any:
-        outputs = StepRun.objects.filter(run=self.run, node_type="output", status=StepStatus.SUCCEEDED)
+        outputs = [
+            s for s in self.steps.values() if s.node_type == "output" and s.status == StepStatus.SUCCEEDED
+        ]
         merged: dict = {}
-        for step in outputs.order_by("finished_at", "id"):
+        for step in sorted(outputs, key=lambda s: (s.finished_at, s.pk)):
             if isinstance(step.output, dict):
                 merged.update(step.output)
             else:
@@ -390,6 +434,37 @@ STEP_FIELDS = [
     "lease_expires_at", "retry_at", "state",
 ]  # fmt: skip
 RUN_FIELDS = ["status", "outputs", "error", "finished_at", "tokens_in", "tokens_out", "cost_usd"]
+
+
+_JSON_FIELDS = {"handles", "attempts", "inputs", "output", "error", "state"}
+_UPDATE_STEP_SQL = "UPDATE {table} SET {sets} WHERE id = %s"
+
+
+def save_steps(steps: list[StepRun]) -> None:
+    """Write the checkpoint of changed steps in one round trip (executemany), the engine's
+    hottest write: Django's bulk_update spends more time building CASE expressions than
+    PostgreSQL spends running them."""
+    if not steps:
+        return
+    table = StepRun._meta.db_table
+    sql = _UPDATE_STEP_SQL.format(table=table, sets=", ".join(f'"{StepRun._meta.get_field(f).column}" = %s'
+                                                              for f in STEP_FIELDS))  # fmt: skip
+    rows = []
+    for step in steps:
+        row = []
+        for name in STEP_FIELDS:
+            value = getattr(step, name)
+            row.append(
+                Jsonb(value, dumps=_json_dumps) if name in _JSON_FIELDS and value is not None else value
+            )
+        row.append(step.pk)
+        rows.append(row)
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
+def _json_dumps(value: Any) -> str:
+    return json.dumps(value, cls=DjangoJSONEncoder)
 
 
 def retry_delay(attempt: int, base_s: float) -> float:
@@ -517,24 +592,31 @@ def step_execute(step_id: int) -> None:
     try:
         result = node_type.execute(ctx)
     except NodeError as exc:
-        step_finish(step.pk, token, error=exc, inputs=ctx.recorded_inputs, elapsed_ms=_ms(started))
+        step_finish(
+            step.pk, token, run_id=run.pk, error=exc, inputs=ctx.recorded_inputs, elapsed_ms=_ms(started)
+        )
         return
     except Exception as exc:  # a bug in a node must not leave the step running forever
         log.exception("node %s of run %s crashed", step.node_id, run.pk)
         error = NodeError(f"internal error: {type(exc).__name__}: {exc}")
-        step_finish(step.pk, token, error=error, inputs=ctx.recorded_inputs, elapsed_ms=_ms(started))
+        step_finish(
+            step.pk, token, run_id=run.pk, error=error, inputs=ctx.recorded_inputs, elapsed_ms=_ms(started)
+        )
         return
-    step_finish(step.pk, token, result=result, inputs=ctx.recorded_inputs, elapsed_ms=_ms(started))
+    step_finish(
+        step.pk, token, run_id=run.pk, result=result, inputs=ctx.recorded_inputs, elapsed_ms=_ms(started)
+    )
 
 
-def step_finish(step_id: int, token: str, *, result: NodeResult | None = None, error: NodeError | None = None,
-                inputs: dict | None = None, elapsed_ms: float | None = None) -> bool:  # fmt: skip
+def step_finish(
+    step_id: int, token: str, *, run_id: int, result: NodeResult | None = None, error: NodeError | None = None,
+    inputs: dict | None = None, elapsed_ms: float | None = None,
+) -> bool:  # fmt: skip
     """Record a step's outcome if this worker still holds its lease; False when it lost it."""
     with transaction.atomic():
-        step = StepRun.objects.filter(pk=step_id).only("run_id").first()
-        if step is None:
-            return False
-        run = Run.objects.select_related("flow", "tenant").select_for_update(of=("self",)).get(pk=step.run_id)
+        # Lock the run first, then read the step in a fresh statement: every change to a running
+        # step (cancel, the sweeper's re-queue) is made under this same lock, so what we read holds.
+        run = Run.objects.select_related("flow", "tenant").select_for_update(of=("self",)).get(pk=run_id)
         step = StepRun.objects.filter(pk=step_id, status=StepStatus.RUNNING, lease_token=token).first()
         if step is None or run.status in RUN_FINISHED:
             return False  # the lease ran out (someone else runs it now) or the run was cancelled
@@ -601,8 +683,7 @@ def _step_wait(advance: Advance, step: StepRun, result: NodeResult) -> None:
         StepRun(run=child, node_id=nid, node_type=graph.nodes[nid]["type"], idempotency_key=step_key(child.pk, nid))
         for child in children for nid in graph.executable
     ])  # fmt: skip
-    first = [c.pk for c in children[: state["concurrency"]]]
-    transaction.on_commit(lambda: [_tasks().run_launch_task.delay(pk) for pk in first])
+    _children_go(step, state["concurrency"])
 
 
 def step_resume(step_id: int, *, result: NodeResult | None = None, error: NodeError | None = None) -> bool:
@@ -626,11 +707,20 @@ def step_resume(step_id: int, *, result: NodeResult | None = None, error: NodeEr
     return True
 
 
-def run_launch_by_id(run_id: int) -> None:
-    with transaction.atomic():
-        run = Run.objects.select_for_update().filter(pk=run_id, status=RunStatus.QUEUED).first()
-        if run is not None:
-            run_launch(run)
+def _children_go(step: StepRun, limit: int) -> None:
+    """Launch the next ``limit`` queued children of a map, in this transaction.
+
+    Done here, under the parent run's lock (parent before child: the one lock order), so two
+    children ending at once cannot both pick the same next item, and no extra task hop sits
+    between one item ending and the next starting."""
+    if limit <= 0:
+        return
+    children = (
+        Run.objects.select_related("flow", "tenant").select_for_update(of=("self",))
+        .filter(parent_step=step, status=RunStatus.QUEUED).order_by("item_index")[:limit]
+    )  # fmt: skip
+    for child in children:
+        run_launch(child)
 
 
 def child_run_finished(child_id: int) -> None:
@@ -661,6 +751,9 @@ def child_run_finished(child_id: int) -> None:
         advance = Advance(run, compiled_graph(run))
         advance.steps[step.node_id] = step
         if counts["failed"] and not config.get("continue_on_error"):
+            # Fail fast: the items not started yet never start, the running ones are cancelled.
+            unfinished = list(children.exclude(status__in=RUN_FINISHED).values_list("pk", flat=True))
+            transaction.on_commit(lambda: [_tasks().run_cancel_task.delay(pk) for pk in unfinished])
             failed = (
                 children.exclude(status=RunStatus.SUCCEEDED)
                 .filter(status__in=RUN_FINISHED)
@@ -684,14 +777,7 @@ def child_run_finished(child_id: int) -> None:
                                                     tokens_out=tokens["t_out"] or 0,
                                                     cost_usd=tokens["cost"] or Decimal(0)))  # fmt: skip
         else:
-            free = state.get("concurrency", 1) - counts["going"]
-            if free > 0:
-                nxt = list(
-                    children.filter(status=RunStatus.QUEUED)
-                    .order_by("item_index")
-                    .values_list("pk", flat=True)[:free]
-                )
-                transaction.on_commit(lambda: [_tasks().run_launch_task.delay(pk) for pk in nxt])
+            _children_go(step, state.get("concurrency", 1) - counts["going"])
             return
         advance.finish()
 
@@ -729,7 +815,7 @@ def run_retry(run_id: int) -> bool:
         )  # fmt: skip
         run.status, run.error, run.finished_at, run.outputs = RunStatus.RUNNING, None, None, None
         graph = compiled_graph(run)
-        advance = Advance(run, graph)
+        advance = Advance(run, graph, run_changed=True)
         done = list(StepRun.objects.filter(run=run, status=StepStatus.SUCCEEDED))
         for step in done:
             advance.steps[step.node_id] = step
@@ -746,13 +832,15 @@ def steps_recover(now=None) -> dict:
     """The sweeper: re-queue steps of lost workers and lost messages; time out overdue runs."""
     now = now or timezone.now()
     expired = list(StepRun.objects.filter(status=StepStatus.RUNNING, lease_expires_at__lt=now)
-                   .values_list("pk", "lease_token")[:500])  # fmt: skip
+                   .values_list("pk", "run_id", "lease_token")[:500])  # fmt: skip
     requeued = []
-    for step_id, token in expired:
-        if StepRun.objects.filter(pk=step_id, status=StepStatus.RUNNING, lease_token=token).update(
-            status=StepStatus.QUEUED, lease_token="", lease_expires_at=None, queued_at=now
-        ):
-            requeued.append(step_id)
+    for step_id, run_id, token in expired:
+        with transaction.atomic():  # under the run's lock, like every change to a running step
+            Run.objects.select_for_update().filter(pk=run_id).values_list("pk", flat=True).first()
+            if StepRun.objects.filter(pk=step_id, status=StepStatus.RUNNING, lease_token=token).update(
+                status=StepStatus.QUEUED, lease_token="", lease_expires_at=None, queued_at=now
+            ):
+                requeued.append(step_id)
     stale = StepRun.objects.filter(status=StepStatus.QUEUED).filter(
         Q(retry_at__lt=now - timedelta(seconds=STALE_QUEUED_S))
         | Q(retry_at__isnull=True, queued_at__lt=now - timedelta(seconds=STALE_QUEUED_S))

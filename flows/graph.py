@@ -231,6 +231,8 @@ def _node_problems(node: dict, seen: set[str]) -> list[Problem]:
         message = templating.check_syntax(source, expression=is_expr)
         if message:
             problems.append(Problem(f"{path}: {message}", node_id))
+    if node_type.check is not None:
+        problems += [Problem(message, node_id) for message in node_type.check(config)]
     return problems
 
 

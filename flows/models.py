@@ -32,6 +32,9 @@ class Flow(models.Model):
     granted_capabilities = models.JSONField(default=list, blank=True)
     webhook_token = models.CharField(max_length=64, unique=True, default=_webhook_token)  # serves hooks/
     webhook_secret = models.TextField(blank=True)  # encrypted HMAC key; empty = signatures not required
+    # From the latest published version's trigger, when it is a schedule (see flows/schedules.py).
+    schedule_cron = models.CharField(max_length=100, blank=True)
+    schedule_next_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -11,6 +11,7 @@ from django.utils import timezone
 from flows import engine
 from flows.graph import MalformedGraph, Problem, check_well_formed, graph_sha256, validate
 from flows.models import Flow, FlowVersion, Run
+from flows.schedules import schedule_refresh
 from flows.selectors import version_graph_resolver, version_latest
 from studio.tenants.models import Tenant
 
@@ -108,10 +109,12 @@ def flow_publish(*, flow: Flow, user=None, note: str = "") -> FlowVersion:
     if problems:
         raise PublishRefused(problems)
     latest = version_latest(flow=flow)
-    return FlowVersion.objects.create(
+    version = FlowVersion.objects.create(
         flow=flow, number=(latest.number + 1) if latest else 1, graph=copy.deepcopy(flow.draft),
         sha256=graph_sha256(flow.draft), note=note, created_by=user,
     )  # fmt: skip
+    schedule_refresh(flow)
+    return version
 
 
 def version_restore(*, flow: Flow, version: FlowVersion, user=None) -> Flow:

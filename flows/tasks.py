@@ -15,12 +15,6 @@ def step_execute_task(step_id: int) -> None:
     engine.step_execute(step_id)
 
 
-@shared_task(name="flows.run_launch", **TASK_OPTIONS)
-def run_launch_task(run_id: int) -> None:
-    """Start a queued child run of a map or sub-flow."""
-    engine.run_launch_by_id(run_id)
-
-
 @shared_task(name="flows.child_run_finished", **TASK_OPTIONS)
 def child_run_finished_task(run_id: int) -> None:
     """Tell a waiting map / sub-flow step that one of its child runs ended."""
@@ -36,3 +30,11 @@ def run_cancel_task(run_id: int) -> None:
 def steps_recover_task() -> dict:
     """Beat: re-queue steps whose worker was lost (lease expired) and time out overdue runs."""
     return engine.steps_recover()
+
+
+@shared_task(name="flows.schedules_fire", ignore_result=True)
+def schedules_fire_task() -> int:
+    """Beat: start the runs of scheduled flows that are due."""
+    from flows.schedules import schedules_fire
+
+    return schedules_fire()

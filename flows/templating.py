@@ -12,7 +12,7 @@ import json
 from functools import cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, nodes
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -95,13 +95,16 @@ def evaluate(expression: str, context: dict[str, Any]) -> Any:
     """Evaluate a sandboxed expression (conditions, map item lists, single-value templates)."""
     compiled = _compile_expression(expression)
     try:
-        return compiled(**context)
+        value = compiled(**context)
     except SecurityError as exc:
         raise TemplateError(f"refused by the template sandbox: {exc}") from None
     except UndefinedError as exc:
         raise TemplateError(f"undefined in expression: {exc.message}") from None
     except Exception as exc:
         raise TemplateError(f"expression failed: {type(exc).__name__}: {exc}") from None
+    if isinstance(value, Undefined):
+        raise TemplateError(f"undefined in expression: {expression.strip()} has no value")
+    return value
 
 
 def check_syntax(source: str, *, expression: bool = False) -> str | None:

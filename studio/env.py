@@ -117,7 +117,13 @@ def database_config(url: str) -> dict:
         "PASSWORD": unquote(parts.password or ""),
         "HOST": host,
         "PORT": str(parts.port or ""),
-        "CONN_MAX_AGE": env_int("DATABASE_CONN_MAX_AGE", 60),
-        "CONN_HEALTH_CHECKS": True,
-        "OPTIONS": {**options, "connect_timeout": env_int("DATABASE_CONNECT_TIMEOUT", 5)},
+        # A connection pool per process instead of persistent connections: under ASGI each request's
+        # sync code may run on a fresh thread, and a new PostgreSQL connection (SCRAM auth) per
+        # request costs several milliseconds.
+        "CONN_MAX_AGE": 0,
+        "OPTIONS": {
+            **options,
+            "connect_timeout": env_int("DATABASE_CONNECT_TIMEOUT", 5),
+            "pool": {"min_size": 1, "max_size": env_int("DATABASE_POOL_SIZE", 20), "timeout": 10},
+        },
     }

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,6 +21,14 @@ from tests.factories import make_api_key, make_member, make_tenant
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
+
+
+@dataclass
+class Workers:
+    main: subprocess.Popen
+    io: subprocess.Popen
+    main_name: str
+    io_name: str
 
 
 @dataclass
@@ -131,7 +140,8 @@ def celery_workers(django_db_setup, django_db_blocker):
     try:
         wait_for_worker(f"{tag}@", main)
         wait_for_worker(f"{tag}-io@", io)
-        yield main
+        host = socket.gethostname()
+        yield Workers(main=main, io=io, main_name=f"{tag}@{host}", io_name=f"{tag}-io@{host}")
     finally:
         stop_process(io)
         stop_process(main)

@@ -144,6 +144,8 @@ class NodeType:
     common: bool = True  # accepts COMMON_PROPERTIES (timeout, retry, fallback)
     executes: bool = True  # False for sticky notes
     capabilities: Callable[[dict], set[str]] | None = None
+    # Checks JSON Schema cannot express (a cron that parses…): messages for the node's problems.
+    check: Callable[[dict], list[str]] | None = None
     icon: str = "●"
     color: str = "#4f46e5"
     default_timeout_s: float = 60.0

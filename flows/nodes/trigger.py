@@ -2,6 +2,18 @@ from __future__ import annotations
 
 from flows.nodes.base import NodeResult, NodeType
 
+
+def check(config: dict) -> list[str]:
+    if config.get("kind") != "schedule":
+        return []
+    if not config.get("cron"):
+        return ["a schedule trigger needs a cron expression, e.g. '0 9 * * 1-5'"]
+    from flows.schedules import cron_problem
+
+    problem = cron_problem(config["cron"])
+    return [problem] if problem else []
+
+
 NODE = NodeType(
     type="trigger",
     title="Trigger",
@@ -29,4 +41,5 @@ NODE = NodeType(
     icon="▶",
     color="#16a34a",
     execute=lambda ctx: NodeResult(output=ctx.run.inputs),
+    check=check,
 )

@@ -196,3 +196,13 @@ def test_cancel_mid_run_stops_queued_steps(tenant):
 
 def test_a_viewer_role_exists_for_completeness():
     assert Role.VIEWER == "viewer"
+
+
+def test_a_missing_input_is_a_clear_step_error(tenant):
+    flow = published_flow(tenant, graph(
+        [node("trigger", "trigger"), node("t", "transform", mapping={"id": "{{ input.ticket_id }}"}),
+         node("out", "output")],
+        [edge("trigger", "t"), edge("t", "out")],
+    ))  # fmt: skip
+    run = wait_run(start(flow, {}))
+    assert run.error == {"node": "t", "message": "undefined in expression: input.ticket_id has no value"}

@@ -89,6 +89,45 @@ def login(url: str, username: str, password: str) -> httpx.Client:
     return client
 
 
+def assert_a_flow_runs_on_its_workers(studio: Studio, data_dir: Path) -> None:
+    """An API key from the command line (attaching to the running services), then a flow with a
+    model step (the I/O worker) published and run through the API."""
+    env = {k: v for k, v in os.environ.items() if k not in _SERVICE_VARS}
+    made = subprocess.run(
+        [sys.executable, "manage.py", "create_api_key", "demo", "--role", "builder"], cwd=ROOT,
+        env={**env, "STUDIO_DATA_DIR": str(data_dir)}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    api = httpx.Client(base_url=studio.url + "/api/v1", timeout=40,
+                       headers={"Authorization": f"Bearer {made.stdout.strip().splitlines()[-1]}"})  # fmt: skip
+    graph = {
+        "schema": 1,
+        "nodes": [
+            {"id": "trigger", "type": "trigger", "config": {}},
+            {
+                "id": "ask",
+                "type": "llm",
+                "config": {
+                    "provider": "scripted",
+                    "model": "claude-haiku-4-5",
+                    "prompt": "hi",
+                    "script": {"responses": ["hello from the worker"]},
+                },
+            },
+            {"id": "out", "type": "output", "config": {"mapping": {"said": "{{ nodes.ask.output.text }}"}}},
+        ],
+        "edges": [
+            {"id": "a", "source": "trigger", "target": "ask"},
+            {"id": "b", "source": "ask", "target": "out"},
+        ],
+    }
+    flow = api.post("/flows/", json={"name": "smoke", "graph": graph}).json()
+    assert api.post(f"/flows/{flow['id']}/publish/", json={}).status_code == 201
+    run = api.post(f"/flows/{flow['id']}/runs/?wait=30", json={"inputs": {}})
+    assert run.status_code == 200, run.text
+    assert run.json()["outputs"] == {"said": "hello from the worker"}
+
+
 def test_up_runs_the_studio_and_a_second_start_keeps_everything(tmp_path):
     data_dir = tmp_path / "studio-data"
     port = free_port()
@@ -105,6 +144,7 @@ def test_up_runs_the_studio_and_a_second_start_keeps_everything(tmp_path):
 
         page = login(studio.url, "builder", passwords["builder"]).get("/flows/")
         assert "<h1>Flows</h1>" in page.text
+        assert_a_flow_runs_on_its_workers(studio, data_dir)
 
         # A second studio on the same data dir is refused with one line.
         second = subprocess.run(

@@ -57,64 +57,21 @@ class Command(BaseCommand):
 
         python = sys.executable
         data_dir: Path = settings.STUDIO_DATA_DIR
+        celery = f"{python} -m celery -A studio".split()
         specs = [
-            ChildSpec(
-                "web",
-                [
-                    python,
-                    "-m",
-                    "uvicorn",
-                    "studio.asgi:application",
-                    "--host",
-                    host,
-                    "--port",
-                    str(port),
-                    "--lifespan",
-                    "off",
-                    "--no-server-header",
-                    "--timeout-graceful-shutdown",
-                    "10",
-                ],
-            ),
-            ChildSpec(
-                "beat",
-                [
-                    python,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "studio",
-                    "beat",
-                    "--loglevel",
-                    "INFO",
-                    "--schedule",
-                    str(data_dir / "celerybeat-schedule"),
-                    "--pidfile",
-                    str(data_dir / "celerybeat.pid"),
-                ],
-            ),
-            ChildSpec(
-                "worker",
-                [
-                    python,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "studio",
-                    "worker",
-                    "--loglevel",
-                    "INFO",
-                    "--concurrency",
-                    str(workers),
-                    "-Q",
-                    settings.CELERY_TASK_DEFAULT_QUEUE,
-                    "-n",
-                    "studio@%h",
-                    "--without-gossip",
-                    "--without-mingle",
-                ],
-            ),
-        ]
+            ChildSpec("web", [python, "-m", "uvicorn", "studio.asgi:application", "--host", host, "--port", str(port),
+                              "--lifespan", "off", "--no-server-header", "--timeout-graceful-shutdown", "10"]),
+            ChildSpec("beat", [*celery, "beat", "--loglevel", "INFO",
+                               "--schedule", str(data_dir / "celerybeat-schedule"),
+                               "--pidfile", str(data_dir / "celerybeat.pid")]),
+            ChildSpec("worker", [*celery, "worker", "--loglevel", "INFO", "--concurrency", str(workers),
+                                 "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "-n", "studio@%h",
+                                 "--without-gossip", "--without-mingle"]),
+            # Model and HTTP calls wait on the network: many threads, timeouts enforced by the clients.
+            ChildSpec("worker-io", [*celery, "worker", "--loglevel", "INFO", "--pool", "threads",
+                                    "--concurrency", str(io_threads), "-Q", settings.CELERY_IO_QUEUE,
+                                    "-n", "studio-io@%h", "--without-gossip", "--without-mingle"]),
+        ]  # fmt: skip
         supervisor = Supervisor(specs, env=dict(os.environ), out=self.stdout)
         supervisor.install_signal_handlers()
         supervisor.start_all()
