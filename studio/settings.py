@@ -68,6 +68,8 @@ INSTALLED_APPS = [
     "studio",
     "studio.tenants",
     "flows",
+    "studio.inbox",
+    "studio.memory",
 ]
 
 MIDDLEWARE = [

@@ -18,6 +18,8 @@ api_v1 = [
     path("api-keys/", tenant_api.ApiKeyListApi.as_view(), name="api_keys"),
     path("api-keys/<int:pk>/", tenant_api.ApiKeyDetailApi.as_view(), name="api_key"),
     path("", include("flows.urls_api")),
+    path("", include("studio.inbox.urls_api")),
+    path("", include("studio.memory.urls_api")),
 ]
 
 urlpatterns = [
@@ -27,7 +29,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("tenants/switch/", tenant_views.tenant_switch, name="tenant_switch"),
     path("flows/", include("flows.urls")),
-    path("inbox/", views.inbox, name="inbox"),
+    path("inbox/", include("studio.inbox.urls")),
     path("dashboard/", views.dashboard, name="dashboard"),
     path("settings/", include("studio.tenants.urls")),
     path("api/v1/", include((api_v1, "api"))),

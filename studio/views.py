@@ -20,11 +20,6 @@ def home(request):
     return redirect("flows:list")
 
 
-@member_required("reviews.view")
-def inbox(request):
-    return render(request, "studio/inbox.html", {"nav": "inbox"})
-
-
 @member_required("dashboard.view")
 def dashboard(request):
     return render(request, "studio/dashboard.html", {"nav": "dashboard"})
