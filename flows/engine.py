@@ -668,7 +668,11 @@ def _step_wait(advance: Advance, step: StepRun, result: NodeResult) -> None:
     step.state = {k: v for k, v in state.items() if k != "inputs"}
     advance.mark(step)
     if "version_id" not in state:
-        return  # another kind of wait (e.g. a review) completes the step through its own service
+        # Another kind of wait (a review): its owner sets it up now, and completes the step
+        # later through step_resume.
+        if result.on_wait is not None:
+            result.on_wait(advance.run, step)
+        return
     if not state["inputs"]:
         advance.step_succeeded(step, NodeResult(output=[]))
         return

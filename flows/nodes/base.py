@@ -68,6 +68,9 @@ class NodeResult:
     # A waiting node (map, sub-flow, approval) parks the step; something else completes it later.
     wait: bool = False
     state: Any = None
+    # Called with (run, step) inside the transaction that parks the step, so what the wait needs
+    # (a review task…) exists exactly when the step is waiting. Completed later by engine.step_resume.
+    on_wait: Callable[[Run, StepRun], None] | None = None
 
 
 @dataclass
