@@ -381,7 +381,8 @@ def start_run_response(*, flow, actor, trigger: str, inputs, version, idempotenc
             idempotency_key=idempotency_key,
         )  # fmt: skip
     except services.RunRefused as exc:
-        return error_response(400, str(exc), code="run_refused", details=exc.details)
+        code = "budget_exceeded" if exc.status == 429 else "run_refused"
+        return error_response(exc.status, str(exc), code=code, details=exc.details)
     if wait:
         selectors.run_wait(run=run, timeout_s=wait)
     run.refresh_from_db()

@@ -40,6 +40,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
+from flows.budget import budget_record
 from flows.graph import CompiledGraph
 from flows.models import RUN_FINISHED, STEP_ACTIVE, Flow, FlowVersion, Run, RunStatus, StepRun, StepStatus
 from flows.nodes import NodeContext, NodeError, NodeResult, NodeType, get_type
@@ -303,6 +304,12 @@ class Advance:
             self.run.tokens_out += result.tokens_out
             self.run.cost_usd += Decimal(result.cost_usd)
             self.run_changed = True
+            if step.node_type != "map" and step.node_type != "subflow":  # children counted themselves
+                transaction.on_commit(
+                    lambda t=self.run.tenant_id, c=result.cost_usd, n=result.tokens_in + result.tokens_out: (
+                        budget_record(t, cost_usd=c, tokens=n)
+                    )
+                )
         self.mark(step)
         self.resolved(step.node_id)
 

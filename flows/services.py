@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from flows import engine
+from flows.budget import BudgetExceeded, budget_check
 from flows.graph import MalformedGraph, Problem, check_well_formed, graph_sha256, validate
 from flows.models import Flow, FlowVersion, Run
 from flows.schedules import schedule_refresh
@@ -31,9 +32,10 @@ class PublishRefused(Exception):
 class RunRefused(Exception):
     """A run that cannot start (no version to run, bad inputs): the message says why."""
 
-    def __init__(self, message: str, *, details: list | None = None) -> None:
+    def __init__(self, message: str, *, details: list | None = None, status: int = 400) -> None:
         super().__init__(message)
         self.details = details or []
+        self.status = status
 
 
 def starter_graph() -> dict:
@@ -159,6 +161,10 @@ def run_request(
         ).first()
         if existing is not None:
             return existing, False
+    try:
+        budget_check(flow.tenant)
+    except BudgetExceeded as exc:
+        raise RunRefused(str(exc), status=429) from None
     if version == "draft":
         chosen = None
     elif version is None:

@@ -75,7 +75,13 @@ def model_request(ctx: NodeContext, *, messages: list[dict], turn: int = 0, **ex
 
 
 def call_model(ctx: NodeContext, request: ModelRequest) -> ModelResponse:
+    from flows.budget import BudgetExceeded, budget_check
+
     provider = ctx.config.get("provider", "anthropic")
+    try:
+        budget_check(ctx.tenant)
+    except BudgetExceeded as exc:
+        raise NodeError(str(exc), details={"budget": True}) from None
     try:
         return get_provider(provider).complete(request)
     except ProviderError as exc:
