@@ -36,7 +36,7 @@ import jsonschema
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
@@ -550,6 +550,12 @@ def node_context(run: Run, graph: CompiledGraph, step: StepRun, known: dict[str,
 # -- executing a step on a worker ---------------------------------------------------------------
 
 
+def lock_run(run_id: int) -> Run:
+    """The run, locked for this transaction: every decision about a run's steps is taken under
+    this lock (finishing, resuming, cancelling, retrying, re-queuing), so they never interleave."""
+    return Run.objects.select_related("flow", "tenant").select_for_update(of=("self",)).get(pk=run_id)
+
+
 def step_claim(step_id: int) -> tuple[StepRun, str] | None:
     """Compare-and-set queued → running with a fresh lease; None when there is nothing to claim."""
     step = StepRun.objects.select_related("run__flow", "run__tenant").filter(pk=step_id).first()
@@ -623,7 +629,7 @@ def step_finish(
     with transaction.atomic():
         # Lock the run first, then read the step in a fresh statement: every change to a running
         # step (cancel, the sweeper's re-queue) is made under this same lock, so what we read holds.
-        run = Run.objects.select_related("flow", "tenant").select_for_update(of=("self",)).get(pk=run_id)
+        run = lock_run(run_id)
         step = StepRun.objects.filter(pk=step_id, status=StepStatus.RUNNING, lease_token=token).first()
         if step is None or run.status in RUN_FINISHED:
             return False  # the lease ran out (someone else runs it now) or the run was cancelled
@@ -704,7 +710,7 @@ def step_resume(step_id: int, *, result: NodeResult | None = None, error: NodeEr
         step = StepRun.objects.filter(pk=step_id).only("run_id").first()
         if step is None:
             return False
-        run = Run.objects.select_related("flow", "tenant").select_for_update(of=("self",)).get(pk=step.run_id)
+        run = lock_run(step.run_id)
         step = StepRun.objects.filter(pk=step_id, status=StepStatus.WAITING).first()
         if step is None or run.status in RUN_FINISHED:
             return False
@@ -743,11 +749,7 @@ def child_run_finished(child_id: int) -> None:
         return
     with transaction.atomic():
         parent_step = StepRun.objects.only("run_id").get(pk=child.parent_step_id)
-        run = (
-            Run.objects.select_related("flow", "tenant")
-            .select_for_update(of=("self",))
-            .get(pk=parent_step.run_id)
-        )
+        run = lock_run(parent_step.run_id)
         step = StepRun.objects.get(pk=parent_step.pk)
         if step.status != StepStatus.WAITING or run.status in RUN_FINISHED:
             return
@@ -781,9 +783,7 @@ def child_run_finished(child_id: int) -> None:
                 for c in children.order_by("item_index").only("outputs", "status", "error")
             ]
             output = results[0] if step.node_type == "subflow" else results
-            tokens = children.aggregate(
-                t_in=models_sum("tokens_in"), t_out=models_sum("tokens_out"), cost=models_sum("cost_usd")
-            )
+            tokens = children.aggregate(t_in=Sum("tokens_in"), t_out=Sum("tokens_out"), cost=Sum("cost_usd"))
             advance.step_succeeded(step, NodeResult(output=output, tokens_in=tokens["t_in"] or 0,
                                                     tokens_out=tokens["t_out"] or 0,
                                                     cost_usd=tokens["cost"] or Decimal(0)))  # fmt: skip
@@ -793,19 +793,13 @@ def child_run_finished(child_id: int) -> None:
         advance.finish()
 
 
-def models_sum(field_name: str):
-    from django.db.models import Sum
-
-    return Sum(field_name)
-
-
 # -- cancel, retry, replay, sweeping ------------------------------------------------------------
 
 
 def run_cancel(run_id: int) -> bool:
     """Cancel a run: queued steps never start, running ones are dropped at their next checkpoint."""
     with transaction.atomic():
-        run = Run.objects.select_related("flow", "tenant").select_for_update(of=("self",)).get(pk=run_id)
+        run = lock_run(run_id)
         if run.status in RUN_FINISHED:
             return False
         advance = Advance(run, compiled_graph(run))
@@ -817,7 +811,7 @@ def run_cancel(run_id: int) -> bool:
 def run_retry(run_id: int) -> bool:
     """Re-run a failed run from its failed steps; steps that succeeded keep their outputs."""
     with transaction.atomic():
-        run = Run.objects.select_related("flow", "tenant").select_for_update(of=("self",)).get(pk=run_id)
+        run = lock_run(run_id)
         if run.status not in (RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT):
             return False
         StepRun.objects.filter(run=run).exclude(status=StepStatus.SUCCEEDED).update(
@@ -847,7 +841,7 @@ def steps_recover(now=None) -> dict:
     requeued = []
     for step_id, run_id, token in expired:
         with transaction.atomic():  # under the run's lock, like every change to a running step
-            Run.objects.select_for_update().filter(pk=run_id).values_list("pk", flat=True).first()
+            lock_run(run_id)
             if StepRun.objects.filter(pk=step_id, status=StepStatus.RUNNING, lease_token=token).update(
                 status=StepStatus.QUEUED, lease_token="", lease_expires_at=None, queued_at=now
             ):
@@ -864,7 +858,7 @@ def steps_recover(now=None) -> dict:
                                       deadline_at__lt=now).values_list("pk", flat=True)[:100])  # fmt: skip
     for run_id in overdue:
         with transaction.atomic():
-            run = Run.objects.select_related("flow", "tenant").select_for_update(of=("self",)).get(pk=run_id)
+            run = lock_run(run_id)
             if run.status not in RUN_FINISHED:
                 advance = Advance(run, compiled_graph(run))
                 advance.fail_run(
