@@ -7,7 +7,7 @@ from django.conf import settings
 from flows.nodes.base import NodeContext, NodeError
 from flows.providers import PROVIDER_NAMES, ModelRequest, ModelResponse, ProviderError, get_provider
 
-DEFAULT_MODEL = "claude-sonnet-4-5"
+DEFAULT_MODEL = "claude-sonnet-4-6"
 ANTHROPIC_SECRET_NAME = "anthropic_api_key"  # used when a node names no credential
 
 MODEL_PROPERTIES: dict[str, dict] = {

@@ -18,6 +18,9 @@ COST_QUANTUM = Decimal("0.000001")
 
 # model family -> (USD per million input tokens, USD per million output tokens)
 PRICES: dict[str, tuple[Decimal, Decimal]] = {
+    # Sonnet 4.6 is priced at the Sonnet tier ($3/$15), as every Sonnet since 3.5; confirm against
+    # the published list when it changes. It is the editor's default: Sonnet 4.5 retires 2026-11-30.
+    "claude-sonnet-4-6": (Decimal("3"), Decimal("15")),
     "claude-opus-4-5": (Decimal("5"), Decimal("25")),
     "claude-opus-4-1": (Decimal("15"), Decimal("75")),
     "claude-opus-4": (Decimal("15"), Decimal("75")),
