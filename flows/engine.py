@@ -299,17 +299,16 @@ class Advance:
         step.model = result.model or ""
         step.confidence = result.confidence
         step.lease_token, step.lease_expires_at, step.retry_at = "", None, None
-        if result.tokens_in or result.tokens_out or result.cost_usd:
-            self.run.tokens_in += result.tokens_in
-            self.run.tokens_out += result.tokens_out
-            self.run.cost_usd += Decimal(result.cost_usd)
-            self.run_changed = True
-            if step.node_type != "map" and step.node_type != "subflow":  # children counted themselves
-                transaction.on_commit(
-                    lambda t=self.run.tenant_id, c=result.cost_usd, n=result.tokens_in + result.tokens_out: (
-                        budget_record(t, cost_usd=c, tokens=n)
-                    )
+        if (result.tokens_in or result.tokens_out or result.cost_usd) and step.node_type not in (
+            "map",
+            "subflow",
+        ):
+            # Counted for the budget at once; the run's own totals are summed when it ends.
+            transaction.on_commit(
+                lambda t=self.run.tenant_id, c=result.cost_usd, n=result.tokens_in + result.tokens_out: (
+                    budget_record(t, cost_usd=c, tokens=n)
                 )
+            )
         self.mark(step)
         self.resolved(step.node_id)
 
@@ -373,6 +372,8 @@ class Advance:
             self.run.outputs = self._outputs()
             self.run.finished_at = timezone.now()
             self.run_changed = True
+        if self.run.status in RUN_FINISHED:
+            self._sum_totals()
         elif self.run.status not in RUN_FINISHED:
             status = RunStatus.RUNNING if self._anything_running() else RunStatus.WAITING
             self.run_changed |= status != self.run.status
@@ -401,14 +402,16 @@ class Advance:
                 self.dirty.add(nid)
         self.to_enqueue.clear()
 
-    def _anything_left(self) -> bool:
-        if any(s.status in STEP_ACTIVE for s in self.steps.values()):
-            return True
+    def _load_all(self) -> None:
         if not self.complete:
-            # Nothing active among the steps at hand: read the rest once; that also serves _outputs.
             for step in StepRun.objects.filter(run=self.run).exclude(node_id__in=list(self.steps)):
                 self.steps[step.node_id] = step
             self.complete = True
+
+    def _anything_left(self) -> bool:
+        if any(s.status in STEP_ACTIVE for s in self.steps.values()):
+            return True
+        self._load_all()  # nothing active among the steps at hand: look at the rest, once
         return any(s.status in STEP_ACTIVE for s in self.steps.values())
 
     def _anything_running(self) -> bool:
@@ -421,6 +424,14 @@ class Advance:
         return (
             StepRun.objects.filter(run=self.run, status__in=running).exclude(node_id__in=self.dirty).exists()
         )
+
+    def _sum_totals(self) -> None:
+        """The run's tokens and cost: the sum of its steps (a map step holds its children's)."""
+        self._load_all()
+        steps = self.steps.values()
+        self.run.tokens_in = sum(s.tokens_in for s in steps)
+        self.run.tokens_out = sum(s.tokens_out for s in steps)
+        self.run.cost_usd = sum((Decimal(s.cost_usd) for s in steps), Decimal(0))
 
     def _outputs(self) -> Any:
         outputs = [
