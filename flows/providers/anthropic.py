@@ -24,6 +24,7 @@ from flows.providers.base import (
     OutputSchemaError,
     ProviderError,
     ToolCall,
+    status_error,
     validate_output,
 )
 from flows.providers.pricing import cost_usd
@@ -194,23 +195,10 @@ def _provider_error(exc: anthropic.AnthropicError, request: ModelRequest) -> Pro
 
 def _status_error(exc: anthropic.APIStatusError, request: ModelRequest, retries: str) -> ProviderError:
     status = exc.status_code
-    detail = _api_error_message(exc)
-    retryable = status in (408, 409, 429) or status >= 500
-    if status == 401:
-        message = f"the Anthropic API key was refused (401): {detail}"
-    elif status == 403:
-        message = f"the Anthropic API key may not do this (403): {detail}"
-    elif status == 404:
-        message = f"the Anthropic API does not know model {request.model!r} or this endpoint (404): {detail}"
-    elif status == 429:
-        message = f"rate limited by the Anthropic API (429, {retries}): {detail}"
-    elif status == 529:
-        message = f"the Anthropic API is overloaded (529, {retries}): {detail}"
-    elif retryable:
-        message = f"the Anthropic API failed ({status}, {retries}): {detail}"
-    else:
-        message = f"the Anthropic API refused the request ({status}): {detail}"
-    return ProviderError(message, retryable=retryable, status=status)
+    return status_error(
+        service="the Anthropic API", status=status, detail=_api_error_message(exc), model=request.model,
+        retries=retries, retryable=status in (408, 409, 429) or status >= 500,
+    )  # fmt: skip
 
 
 def _api_error_message(exc: anthropic.APIStatusError) -> str:

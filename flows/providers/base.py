@@ -205,3 +205,25 @@ def last_user_text(messages: list[dict]) -> str:
         if message.get("role") == "user":
             return content_text(message.get("content") or "")
     return ""
+
+
+def status_error(
+    *, service: str, status: int, detail: str, model: str, retries: str, retryable: bool
+) -> ProviderError:
+    """One wording for an HTTP error answer from any model service ("the Anthropic API", "the
+    model endpoint"): what went wrong, and whether retrying later can help."""
+    if status == 401:
+        message = f"{service} refused the API key (401): {detail}"
+    elif status == 403:
+        message = f"{service} forbids this request for this key (403): {detail}"
+    elif status == 404:
+        message = f"{service} does not know model {model!r} or this endpoint (404): {detail}"
+    elif status == 429:
+        message = f"rate limited by {service} (429, {retries}): {detail}"
+    elif status == 529:
+        message = f"{service} is overloaded (529, {retries}): {detail}"
+    elif retryable:
+        message = f"{service} failed ({status}, {retries}): {detail}"
+    else:
+        message = f"{service} refused the request ({status}): {detail}"
+    return ProviderError(message, retryable=retryable, status=status)

@@ -27,6 +27,7 @@ from flows.providers.base import (
     assistant_blocks,
     content_text,
     parse_json_output,
+    status_error,
 )
 from flows.providers.pricing import cost_usd
 
@@ -223,21 +224,10 @@ def _json_body(response: httpx.Response, url: str) -> dict[str, Any]:
 
 def _status_error(response: httpx.Response, request: ModelRequest, retries: str) -> ProviderError:
     status = response.status_code
-    detail = _error_detail(response)
-    retryable = _is_retryable(status)
-    if status == 401:
-        message = f"the model endpoint refused the API key (401): {detail}"
-    elif status == 403:
-        message = f"the model endpoint forbids this request (403): {detail}"
-    elif status == 404:
-        message = f"the model endpoint does not know model {request.model!r} or this URL (404): {detail}"
-    elif status == 429:
-        message = f"rate limited by the model endpoint (429, {retries}): {detail}"
-    elif retryable:
-        message = f"the model endpoint failed ({status}, {retries}): {detail}"
-    else:
-        message = f"the model endpoint refused the request ({status}): {detail}"
-    return ProviderError(message, retryable=retryable, status=status)
+    return status_error(
+        service="the model endpoint", status=status, detail=_error_detail(response), model=request.model,
+        retries=retries, retryable=_is_retryable(status),
+    )  # fmt: skip
 
 
 def _error_detail(response: httpx.Response) -> str:

@@ -272,7 +272,7 @@ def test_anthropic_refused_api_key_is_not_retryable():
 
     assert failure.value.retryable is False
     assert failure.value.status == 401
-    assert failure.value.message.startswith("the Anthropic API key was refused")
+    assert failure.value.message.startswith("the Anthropic API refused the API key")
     assert len(server.requests) == 1
 
 
