@@ -282,7 +282,7 @@ class Advance:
         self.step_succeeded(step, result, elapsed_ms=_ms(started))
 
     def steps_for_context(self, node_id: str) -> dict[str, StepRun]:
-        needed = set(self.graph.references[node_id]) | set(self.graph.predecessors(node_id))
+        needed = context_nodes(self.graph, node_id)
         self.load(needed)
         return {nid: self.steps[nid] for nid in needed if nid in self.steps}
 
@@ -538,6 +538,15 @@ def step_summary(step: StepRun) -> dict:
 # -- node context -----------------------------------------------------------------------------
 
 
+def context_nodes(graph: CompiledGraph, node_id: str) -> set[str]:
+    """The steps whose outputs a node can see: those its templates name, and its predecessors
+    when it reads the upstream output. Most model and HTTP steps need none read back."""
+    needed = set(graph.references[node_id])
+    if node_type_of(graph, node_id).uses_upstream:
+        needed |= set(graph.predecessors(node_id))
+    return needed
+
+
 def node_context(run: Run, graph: CompiledGraph, step: StepRun, known: dict[str, StepRun]) -> NodeContext:
     node = graph.nodes[step.node_id]
     node_type = node_type_of(graph, step.node_id)
@@ -609,8 +618,8 @@ def step_execute(step_id: int) -> None:
         return
     graph = compiled_graph(run)
     node_type = node_type_of(graph, step.node_id)
-    known = {s.node_id: s for s in StepRun.objects.filter(
-        run=run, node_id__in=set(graph.references[step.node_id]) | set(graph.predecessors(step.node_id)))}  # fmt: skip
+    needed = context_nodes(graph, step.node_id)
+    known = {s.node_id: s for s in StepRun.objects.filter(run=run, node_id__in=needed)} if needed else {}
     started = time.perf_counter()
     ctx = node_context(run, graph, step, known)
     try:

@@ -87,6 +87,18 @@ def template_fields(schema: dict, value: object, path: str = "") -> Iterable[tup
             yield from template_fields(schema["items"], item, f"{path}[{index}]")
 
 
+def _strings_with_markup(value: object) -> Iterable[str]:
+    if isinstance(value, str):
+        if "{{" in value or "{%" in value:
+            yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings_with_markup(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings_with_markup(item)
+
+
 @dataclass
 class Problem:
     message: str
@@ -175,9 +187,14 @@ class CompiledGraph:
         for nid, node in self.nodes.items():
             node_type = get_type(node["type"])
             found: set[str] = set()
+            config = node.get("config") or {}
             if node_type is not None:
-                for _, source, is_expr in template_fields(node_type.full_schema(), node.get("config") or {}):
+                for _, source, is_expr in template_fields(node_type.full_schema(), config):
                     found |= templating.referenced_nodes(source, expression=is_expr)
+            # Free-form JSON (an HTTP body, a fallback output) may hold templates the schema
+            # cannot point at: any string with template markup counts too.
+            for source in _strings_with_markup(config):
+                found |= templating.referenced_nodes(source)
             out[nid] = frozenset(found)
         return out
 

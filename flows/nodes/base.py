@@ -147,6 +147,8 @@ class NodeType:
     common: bool = True  # accepts COMMON_PROPERTIES (timeout, retry, fallback)
     executes: bool = True  # False for sticky notes
     capabilities: Callable[[dict], set[str]] | None = None
+    # Reads its predecessor's output (``ctx.upstream_output``), not only what its templates name.
+    uses_upstream: bool = False
     # Checks JSON Schema cannot express (a cron that parses…): messages for the node's problems.
     check: Callable[[dict], list[str]] | None = None
     icon: str = "●"

@@ -78,6 +78,7 @@ def execute(ctx: NodeContext) -> NodeResult:
 
 
 NODE = NodeType(
+    uses_upstream=True,
     type="guardrail",
     title="Guardrail",
     category="Governance",

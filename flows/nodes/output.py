@@ -10,6 +10,7 @@ def execute(ctx: NodeContext) -> NodeResult:
 
 
 NODE = NodeType(
+    uses_upstream=True,
     type="output",
     title="Output",
     category="Output",

@@ -54,6 +54,7 @@ def execute(ctx: NodeContext) -> NodeResult:
 
 
 NODE = NodeType(
+    uses_upstream=True,
     type="router",
     title="Router",
     category="Logic",

@@ -190,3 +190,15 @@ def test_the_sha256_ignores_key_order():
     a = {"schema": 1, "nodes": [], "edges": []}
     b = {"edges": [], "nodes": [], "schema": 1}
     assert graph_sha256(a) == graph_sha256(b)
+
+
+def test_templates_inside_free_form_json_count_as_references():
+    doc = ok_graph()
+    doc["nodes"].append(node("post", "http", method="POST", url="https://api.example.com/x",
+                             body={"reply": "{{ nodes.ask.output.text }}", "late": "{{ nodes.after.output }}"}))  # fmt: skip
+    doc["nodes"].append(node("after", "transform", template="x"))
+    doc["edges"] += [edge("ask", "post"), edge("post", "after")]
+    assert {
+        "node": "post",
+        "message": "the template reads nodes.after, which is not upstream of this node",
+    } in (problems_of(doc))
