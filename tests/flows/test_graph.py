@@ -194,8 +194,8 @@ def test_the_sha256_ignores_key_order():
 
 def test_templates_inside_free_form_json_count_as_references():
     doc = ok_graph()
-    doc["nodes"].append(node("post", "http", method="POST", url="https://api.example.com/x",
-                             body={"reply": "{{ nodes.ask.output.text }}", "late": "{{ nodes.after.output }}"}))  # fmt: skip
+    body = {"reply": "{{ nodes.ask.output.text }}", "late": "{{ nodes.after.output }}"}
+    doc["nodes"].append(node("post", "http", method="POST", url="https://api.example.com/x", body=body))
     doc["nodes"].append(node("after", "transform", template="x"))
     doc["edges"] += [edge("ask", "post"), edge("post", "after")]
     assert {
