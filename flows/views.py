@@ -1,10 +1,127 @@
+"""Flow pages: the list (search, create, start from a template, import, duplicate, delete) and
+the editor, which is a React app mounted by ``templates/flows/edit.html`` that talks to the API."""
+
 from __future__ import annotations
 
-from django.shortcuts import render
+import json
 
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_POST
+
+from flows import selectors, services
+from flows.graph import MalformedGraph
+from flows.nodes import all_types
+from flows.starters import starter_get, starter_list
 from studio.tenants.views import member_required
+
+MAX_IMPORT_BYTES = 5 * 1024 * 1024  # the graph size limit (DESIGN.md)
 
 
 @member_required("flows.view")
-def flow_list(request):
-    return render(request, "flows/list.html", {"nav": "flows", "flows": []})
+def flow_list(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "").strip()
+    flows = selectors.flow_list(tenant=request.actor.tenant, search=query).order_by("-updated_at")
+    return render(
+        request,
+        "flows/list.html",
+        {
+            "nav": "flows",
+            "flows": [(flow, selectors.version_latest(flow=flow)) for flow in flows[:500]],
+            "query": query,
+            "starters": starter_list(),
+            "can_edit": request.actor.can("flows.edit"),
+        },
+    )
+
+
+@require_POST
+@member_required("flows.edit")
+def flow_create(request: HttpRequest) -> HttpResponse:
+    slug = request.POST.get("starter", "")
+    graph = None
+    name = request.POST.get("name", "").strip()[:120]
+    if slug:
+        starter = starter_get(slug)
+        if starter is None:
+            messages.error(request, "That template is not available.")
+            return redirect("flows:list")
+        graph, name = starter.fresh_graph(), name or starter.name
+    flow = services.flow_create(
+        tenant=request.actor.tenant, user=request.user, name=name or "Untitled flow", graph=graph
+    )
+    return redirect("flows:edit", pk=flow.pk)
+
+
+@require_POST
+@member_required("flows.edit")
+def flow_import(request: HttpRequest) -> HttpResponse:
+    upload = request.FILES.get("file")
+    if upload is None:
+        messages.error(request, "Choose a JSON file to import.")
+        return redirect("flows:list")
+    if upload.size > MAX_IMPORT_BYTES:
+        messages.error(request, f"{upload.name} is larger than 5 MB.")
+        return redirect("flows:list")
+    try:
+        document = json.loads(upload.read().decode("utf-8"))
+        flow, problems = services.flow_import(
+            tenant=request.actor.tenant, document=document, user=request.user
+        )
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        messages.error(request, f"{upload.name} is not a JSON file.")
+        return redirect("flows:list")
+    except MalformedGraph as exc:
+        messages.error(request, f"{upload.name} is not a flow: {exc}")
+        return redirect("flows:list")
+    note = f" with {len(problems)} problem(s) to fix" if problems else ""
+    messages.success(request, f"Imported “{flow.name}”{note}.")
+    return redirect("flows:edit", pk=flow.pk)
+
+
+@require_POST
+@member_required("flows.edit")
+def flow_duplicate(request: HttpRequest, pk: int) -> HttpResponse:
+    flow = selectors.flow_get(tenant=request.actor.tenant, pk=pk)
+    copy = services.flow_duplicate(flow=flow, user=request.user)
+    messages.success(request, f"Duplicated as “{copy.name}”.")
+    return redirect("flows:list")
+
+
+@require_POST
+@member_required("flows.edit")
+def flow_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    flow = selectors.flow_get(tenant=request.actor.tenant, pk=pk)
+    services.flow_delete(flow=flow)
+    messages.success(request, f"Deleted “{flow.name}”.")
+    return redirect("flows:list")
+
+
+@ensure_csrf_cookie  # the editor's API calls send the token from this cookie
+@member_required("flows.view")
+def flow_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    flow = selectors.flow_get(tenant=request.actor.tenant, pk=pk)
+    latest = selectors.version_latest(flow=flow)
+    # What the first paint needs, in the page: the canvas draws without waiting for three API
+    # round trips; the draft's problems (validation) still come from the API right after.
+    bootstrap = {
+        "name": flow.name,
+        "latest_version": latest.number if latest else None,
+        "graph": flow.draft,
+        "revision": flow.draft_revision,
+        "types": [t.describe() for t in all_types()],
+    }
+    return render(
+        request,
+        "flows/edit.html",
+        {
+            "nav": "flows",
+            "flow": flow,
+            "can_edit": request.actor.can("flows.edit"),
+            "can_run": request.actor.can("flows.run"),
+            "can_list_secrets": request.actor.can("secrets.manage"),
+            "bootstrap": bootstrap,
+        },
+    )

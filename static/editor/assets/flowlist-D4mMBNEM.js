@@ -1,0 +1,1 @@
+document.addEventListener("submit",t=>{const e=t.target.dataset.confirm;e&&!window.confirm(e)&&t.preventDefault()});document.querySelectorAll("input[data-autosubmit]").forEach(t=>{t.addEventListener("change",()=>t.files?.length&&t.form?.requestSubmit())});
