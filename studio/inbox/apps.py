@@ -8,3 +8,10 @@ class InboxConfig(AppConfig):
     label = "inbox"
     verbose_name = "Reviewer inbox"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # The approval node lives here, not in flows: the engine never imports the inbox.
+        from flows.nodes import register
+        from studio.inbox.nodes import NODE
+
+        register(NODE)

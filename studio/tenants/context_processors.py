@@ -10,7 +10,13 @@ def tenant(request) -> dict:
     if not actor:
         return {}
     user = request.user
+    inbox_unread = None
+    if role_can(actor.role, "reviews.view"):
+        from studio.inbox.selectors import review_unread_count
+
+        inbox_unread = review_unread_count(tenant=actor.tenant)  # one indexed count, for the nav badge
     return {
+        "inbox_unread": inbox_unread,
         "current_tenant": actor.tenant,
         "current_role": actor.role,
         "user_memberships": list(membership_list_for_user(user=user)) if user.is_authenticated else [],
