@@ -16,7 +16,7 @@ from flows.nodes.base import (
 
 BUILTIN_MODULES = (
     "trigger", "llm", "agent", "router", "condition", "http", "transform", "guardrail", "map", "subflow",
-    "output", "note",
+    "output", "note", "memory_search", "memory_write",
 )  # fmt: skip
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from flows.nodes import memory_search
 from flows.nodes._http import HTTP_PROPERTIES, call_http, http_capability
 from flows.nodes._model import MODEL_PROPERTIES, MODEL_RULES, call_model, model_request
 from flows.nodes.base import QUEUE_IO, NodeContext, NodeError, NodeResult, NodeType
@@ -22,13 +23,28 @@ TOOL_SCHEMA = {
             "additionalProperties": False,
             "description": "The call the tool makes; templates see the model's arguments as {{ args.x }}.",
         },
+        "memory": {
+            "type": "object",
+            "properties": {
+                "namespace": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"},
+                "k": {"type": "integer", "minimum": 1, "maximum": 50, "default": 5},
+                "min_score": {"type": "number", "minimum": -1, "maximum": 1},
+            },
+            "required": ["namespace"],
+            "additionalProperties": False,
+            "description": "Instead of http: the tool searches this memory namespace of the run's tenant "
+            'for the model\'s {"query"}.',
+        },
     },
-    "required": ["name", "description", "http"],
+    "required": ["name", "description"],
+    "oneOf": [{"required": ["http"]}, {"required": ["memory"]}],
     "additionalProperties": False,
 }
 
 
 def _run_tool(ctx: NodeContext, tool: dict, arguments: dict, index: int) -> dict:
+    if "memory" in tool:
+        return memory_search.tool_call(ctx, tool, arguments)
     saved = ctx.variables
     ctx.variables = {**saved, "args": arguments}
     try:
@@ -37,13 +53,17 @@ def _run_tool(ctx: NodeContext, tool: dict, arguments: dict, index: int) -> dict
         ctx.variables = saved
 
 
+def _default_input_schema(tool: dict) -> dict:
+    return memory_search.TOOL_INPUT_SCHEMA if "memory" in tool else {"type": "object", "properties": {}}
+
+
 def execute(ctx: NodeContext) -> NodeResult:
     tools = {tool["name"]: tool for tool in ctx.config.get("tools", [])}
     specs = [
-        ToolSpec(t["name"], t["description"], t.get("input_schema") or {"type": "object", "properties": {}})
+        ToolSpec(t["name"], t["description"], t.get("input_schema") or _default_input_schema(t))
         for t in tools.values()
     ]
-    prompt = ctx.render(ctx.config["prompt"])
+    prompt = ctx.render_text(ctx.config["prompt"])
     ctx.recorded_inputs["prompt"] = prompt
     messages: list[dict] = [{"role": "user", "content": prompt}]
     calls: list[dict] = []
@@ -104,7 +124,9 @@ NODE = NodeType(
         "additionalProperties": False,
     },
     queue=QUEUE_IO,
-    capabilities=lambda config: {http_capability(t["http"].get("url", "")) for t in config.get("tools", [])},
+    capabilities=lambda config: {
+        http_capability(t["http"].get("url", "")) for t in config.get("tools", []) if "http" in t
+    },
     icon="✧",
     color="#6d28d9",
     default_timeout_s=120.0,
