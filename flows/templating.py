@@ -27,13 +27,26 @@ class _Environment(ImmutableSandboxedEnvironment):
     # Bound loops: the sandbox caps range() at 100,000 by default; a flow step needs far less.
     MAX_RANGE = 10_000
 
+    def getattr(self, obj, attribute):
+        # Data first: {{ input.items }} is the "items" field of the input, not dict.items.
+        if isinstance(obj, dict) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
 
 @cache
 def _env() -> _Environment:
-    env = _Environment(undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True)
+    env = _Environment(
+        undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True, finalize=_finalize
+    )
     env.filters["tojson"] = _tojson
     env.policies["json.dumps_kwargs"] = {"sort_keys": False, "ensure_ascii": False}
     return env
+
+
+def _finalize(value: Any) -> Any:
+    # {{ nodes.fetch.output }} in a prompt reads as JSON, not as a Python repr.
+    return json.dumps(value, ensure_ascii=False, default=str) if isinstance(value, dict | list) else value
 
 
 def _tojson(value: Any, indent: int | None = None) -> str:

@@ -214,6 +214,8 @@ CELERY_IO_QUEUE = "studio.io"
 CELERY_BEAT_SCHEDULE: dict = {
     "steps-recover": {"task": "flows.steps_recover", "schedule": env_int("STEPS_RECOVER_EVERY_S", 10)},
     "schedules-fire": {"task": "flows.schedules_fire", "schedule": 15},
+    "reviews-expire": {"task": "inbox.reviews_expire", "schedule": env_int("REVIEWS_EXPIRE_EVERY_S", 15)},
+    "memory-retention": {"task": "memory.retention_enforce", "schedule": env_int("MEMORY_RETENTION_S", 60)},
 }
 # A running step's lease is its node timeout plus this margin; a worker lost mid-step is noticed
 # by the sweeper once the lease has run out (not after the broker's visibility timeout).

@@ -31,6 +31,7 @@ urlpatterns = [
     path("flows/", include("flows.urls")),
     path("inbox/", include("studio.inbox.urls")),
     path("dashboard/", views.dashboard, name="dashboard"),
+    path("settings/memory/", include("studio.memory.urls")),
     path("settings/", include("studio.tenants.urls")),
     path("api/v1/", include((api_v1, "api"))),
     path("admin/", admin.site.urls),

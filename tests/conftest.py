@@ -153,10 +153,23 @@ def celery_worker(celery_workers):
     so the database flush between transactional tests never races a worker's transaction."""
     yield celery_workers
     from flows.models import Run, RunStatus, StepRun, StepStatus
+    from studio.celery import app
 
     def quiet() -> bool:
-        active = Run.objects.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).exists()
-        return not active and not StepRun.objects.filter(status=StepStatus.RUNNING).exists()
+        if Run.objects.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).exists():
+            return False
+        if StepRun.objects.filter(status=StepStatus.RUNNING).exists():
+            return False
+        # Late no-op tasks (a child run's notice after its map completed…) still lock rows:
+        # the queues must be empty and the workers idle before the tables are flushed.
+        with app.connection_for_write() as conn:
+            client = conn.channel().client
+            if any(
+                client.llen(queue) for queue in (settings.CELERY_TASK_DEFAULT_QUEUE, settings.CELERY_IO_QUEUE)
+            ):
+                return False
+        active = app.control.inspect(timeout=0.5).active() or {}
+        return not any(active.values())
 
     try:
         wait_for(quiet, timeout=30, what="the test's runs finished")

@@ -35,7 +35,7 @@ def tenant_http_policy(ctx: NodeContext) -> HttpPolicy:
 
 def call_http(ctx: NodeContext, spec: dict, *, connector: str, key_suffix: str = "") -> Any:
     """Render ``spec`` (method, url, headers, body), check the capability, make the call."""
-    url = ctx.render(spec["url"])
+    url = ctx.render_text(spec["url"])
     # Checked against the host actually called, so a templated host cannot slip past the grant.
     ctx.require(f"http:{urlsplit(url).hostname}")
     headers = {k: str(v) for k, v in ctx.render(spec.get("headers", {})).items()}

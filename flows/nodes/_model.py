@@ -57,7 +57,7 @@ def model_request(ctx: NodeContext, *, messages: list[dict], turn: int = 0, **ex
     return ModelRequest(
         model=config.get("model", DEFAULT_MODEL),
         messages=messages,
-        system=ctx.render(config.get("system", "")),
+        system=ctx.render_text(config.get("system", "")),
         max_tokens=config.get("max_tokens", 1024),
         temperature=config.get("temperature"),
         timeout_s=ctx.timeout_s,

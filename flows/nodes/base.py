@@ -105,6 +105,16 @@ class NodeContext:
         except TemplateError as exc:
             raise NodeError(str(exc)) from None
 
+    def render_text(self, source: str) -> str:
+        """A template rendered as text (prompts, system prompts): never a dict or a list, even
+        when the template is a single ``{{ expression }}``."""
+        from flows.templating import TemplateError, render
+
+        try:
+            return render(source, self.variables)
+        except TemplateError as exc:
+            raise NodeError(str(exc)) from None
+
     def require(self, capability: str) -> None:
         """Refuse the step unless the flow was granted ``capability`` (``*`` suffixes match)."""
         if not capability_granted(capability, self.granted_capabilities):

@@ -113,7 +113,7 @@ NODE = NodeType(
     },
     outputs=("pass", "blocked"),
     inline=True,
-    icon="⛨",
+    icon="⊘",
     color="#dc2626",
     execute=execute,
 )

@@ -5,7 +5,7 @@ from flows.nodes.base import QUEUE_IO, NodeContext, NodeResult, NodeType
 
 
 def execute(ctx: NodeContext) -> NodeResult:
-    prompt = ctx.render(ctx.config["prompt"])
+    prompt = ctx.render_text(ctx.config["prompt"])
     ctx.recorded_inputs["prompt"] = prompt
     request = model_request(
         ctx, messages=[{"role": "user", "content": prompt}], output_schema=ctx.config.get("output_schema")

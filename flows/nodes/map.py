@@ -66,7 +66,7 @@ NODE = NodeType(
         "required": ["items", "flow"],
         "additionalProperties": False,
     },
-    icon="⧉",
+    icon="⊞",
     color="#0d9488",
     default_timeout_s=3600.0,
     execute=execute,

@@ -24,7 +24,7 @@ def _by_rules(ctx: NodeContext) -> NodeResult:
 
 def _by_model(ctx: NodeContext) -> NodeResult:
     classes = ctx.config["classes"]
-    text = ctx.render(ctx.config.get("input", "")) or str(ctx.upstream_output)
+    text = ctx.render_text(ctx.config.get("input", "")) or str(ctx.upstream_output)
     listing = "\n".join(f"- {c['id']}: {c.get('description', '')}" for c in classes)
     prompt = f"Classify the input into exactly one class.\n\nClasses:\n{listing}\n\nInput:\n{text}"
     ctx.recorded_inputs["prompt"] = prompt
@@ -104,7 +104,7 @@ NODE = NodeType(
     outputs=(),
     dynamic_outputs=class_ids,
     queue=QUEUE_IO,
-    icon="⑂",
+    icon="⇉",
     color="#0891b2",
     execute=execute,
 )

@@ -25,7 +25,7 @@ NODE = NodeType(
         "required": ["flow"],
         "additionalProperties": False,
     },
-    icon="⧈",
+    icon="⊡",
     color="#0d9488",
     default_timeout_s=3600.0,
     execute=execute,

@@ -7,7 +7,7 @@ def execute(ctx: NodeContext) -> NodeResult:
     if "mapping" in ctx.config:
         return NodeResult(output=ctx.render(ctx.config["mapping"]))
     if "template" in ctx.config:
-        return NodeResult(output=ctx.render(ctx.config["template"]))
+        return NodeResult(output=ctx.render_text(ctx.config["template"]))
     raise NodeError("a transform needs a template or a mapping")
 
 

@@ -33,6 +33,9 @@ from django.conf import settings
 # name → module with ``run(*, quick, say) -> Report``
 BENCHMARKS: dict[str, str] = {
     "engine": "studio.bench.engine",
+    "inbox": "studio.bench.inbox",
+    "memory": "studio.bench.memory",
+    "editor": "studio.bench.editor",
 }
 
 Say = Callable[[str], None]

@@ -206,3 +206,15 @@ def test_a_missing_input_is_a_clear_step_error(tenant):
     ))  # fmt: skip
     run = wait_run(start(flow, {}))
     assert run.error == {"node": "t", "message": "undefined in expression: input.ticket_id has no value"}
+
+
+def test_a_prompt_that_is_one_expression_is_still_text_and_items_is_a_field(tenant):
+    flow = published_flow(tenant, graph(
+        [node("trigger", "trigger"), scripted_llm("ask", "{{ input }}", script={"responses": ["ok"]}),
+         node("count", "transform", mapping={"n": "{{ input.items | length }}"}), node("out", "output")],
+        [edge("trigger", "ask"), edge("ask", "count"), edge("count", "out")],
+    ))  # fmt: skip
+    run = wait_run(start(flow, {"items": [1, 2, 3]}))
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.steps.get(node_id="ask").inputs == {"prompt": '{"items": [1, 2, 3]}'}
+    assert run.steps.get(node_id="count").output == {"n": 3}

@@ -121,6 +121,8 @@ def assert_a_flow_runs_on_its_workers(studio: Studio, data_dir: Path) -> None:
             {"id": "b", "source": "ask", "target": "out"},
         ],
     }
+    starters = api.get("/flows/").json()["results"]
+    assert sum(f["latest_version"] == 1 for f in starters) >= 2  # the starter templates, seeded and published
     flow = api.post("/flows/", json={"name": "smoke", "graph": graph}).json()
     assert api.post(f"/flows/{flow['id']}/publish/", json={}).status_code == 201
     run = api.post(f"/flows/{flow['id']}/runs/?wait=30", json={"inputs": {}})

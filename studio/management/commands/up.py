@@ -98,10 +98,24 @@ class Command(BaseCommand):
         logins = demo_seed()
         path = settings.STUDIO_DATA_DIR / "logins.json"
         if logins:
+            self._seed_starter_flows()
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as handle:
                 json.dump({"tenant": "demo", "users": logins}, handle, indent=2)
         return logins
+
+    def _seed_starter_flows(self) -> None:
+        """The demo tenant starts with the starter templates as flows, published when valid."""
+        from flows.services import flow_create, flow_publish, graph_problems
+        from flows.starters import starter_list
+        from studio.tenants.models import Membership
+
+        owner = Membership.objects.select_related("tenant", "user").get(tenant__slug="demo", role="owner")
+        for starter in starter_list():
+            flow = flow_create(tenant=owner.tenant, name=starter.name, description=starter.description,
+                               graph=starter.fresh_graph(), user=owner.user)  # fmt: skip
+            if not graph_problems(flow=flow, tenant=owner.tenant, graph=flow.draft):
+                flow_publish(flow=flow, user=owner.user, note="starter template")
 
     def _wait_until_serving(self, url: str, supervisor: Supervisor, timeout: float = 60) -> bool:
         deadline = time.monotonic() + timeout
