@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from studio.consumers import GroupConsumer
 from studio.realtime import group_name
 
 CLOSE_UNAUTHENTICATED = 4401
@@ -27,7 +27,7 @@ def run_snapshot_for(user, run_id: int) -> dict | None:
     return run_payload(run)
 
 
-class RunConsumer(AsyncJsonWebsocketConsumer):
+class RunConsumer(GroupConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
@@ -44,14 +44,6 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
             return
         await self.accept()
         await self.send_json({"type": "run.snapshot", "run": snapshot})
-
-    async def disconnect(self, code: int) -> None:
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-
-    async def receive_json(self, content, **kwargs) -> None:
-        if content.get("type") == "ping":
-            await self.send_json({"type": "pong"})
 
     async def run_update(self, event: dict) -> None:
         await self.send_json(event)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from studio.consumers import GroupConsumer
 from studio.realtime import group_name
 
 CLOSE_UNAUTHENTICATED = 4401
@@ -34,7 +34,7 @@ def inbox_tenant_for(user, requested: int | None, session_tenant: int | None) ->
     return membership.tenant_id
 
 
-class InboxConsumer(AsyncJsonWebsocketConsumer):
+class InboxConsumer(GroupConsumer):
     async def connect(self) -> None:
         from studio.tenants.middleware import SESSION_TENANT_KEY
 
@@ -56,14 +56,6 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         # Joined first, then told to catch up: nothing falls between the API read and the events.
         await self.send_json({"type": "inbox.ready", "tenant": tenant_id})
-
-    async def disconnect(self, code: int) -> None:
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-
-    async def receive_json(self, content, **kwargs) -> None:
-        if content.get("type") == "ping":
-            await self.send_json({"type": "pong"})
 
     async def review_event(self, event: dict) -> None:
         await self.send_json(event)
