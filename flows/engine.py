@@ -573,12 +573,20 @@ def node_context(run: Run, graph: CompiledGraph, step: StepRun, known: dict[str,
 def lock_run(run_id: int) -> Run:
     """The run, locked for this transaction: every decision about a run's steps is taken under
     this lock (finishing, resuming, cancelling, retrying, re-queuing), so they never interleave."""
-    return Run.objects.select_related("flow", "tenant").select_for_update(of=("self",)).get(pk=run_id)
+    # The flow's draft and a test run's graph copy are not needed here (the compiled graph is
+    # cached per process): deferring them spares decoding a large JSON document at every step.
+    return (
+        Run.objects.select_related("flow", "tenant").defer("flow__draft", "draft_graph")
+        .select_for_update(of=("self",)).get(pk=run_id)
+    )  # fmt: skip
 
 
 def step_claim(step_id: int) -> tuple[StepRun, str] | None:
     """Compare-and-set queued → running with a fresh lease; None when there is nothing to claim."""
-    step = StepRun.objects.select_related("run__flow", "run__tenant").filter(pk=step_id).first()
+    step = (
+        StepRun.objects.select_related("run__flow", "run__tenant").defer("run__flow__draft", "run__draft_graph")
+        .filter(pk=step_id).first()
+    )  # fmt: skip
     if step is None or step.status != StepStatus.QUEUED:
         return None
     if step.retry_at and step.retry_at > timezone.now() + timedelta(seconds=1):
