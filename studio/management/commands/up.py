@@ -112,8 +112,15 @@ class Command(BaseCommand):
 
         owner = Membership.objects.select_related("tenant", "user").get(tenant__slug="demo", role="owner")
         for starter in starter_list():
+            graph = starter.fresh_graph()
+            if not settings.ANTHROPIC_API_KEY:
+                # No model key on this machine: the demo flows answer with the offline scripted
+                # provider, so they run end to end; switching a node back is one setting.
+                for node in graph["nodes"]:
+                    if (node.get("config") or {}).get("provider") == "anthropic":
+                        node["config"]["provider"] = "scripted"
             flow = flow_create(tenant=owner.tenant, name=starter.name, description=starter.description,
-                               graph=starter.fresh_graph(), user=owner.user)  # fmt: skip
+                               graph=graph, user=owner.user)  # fmt: skip
             if not graph_problems(flow=flow, tenant=owner.tenant, graph=flow.draft):
                 flow_publish(flow=flow, user=owner.user, note="starter template")
 
