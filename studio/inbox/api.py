@@ -102,32 +102,29 @@ class ReviewDetailApi(APIView):
         return Response(_payload(selectors.review_get(tenant=request_actor(request).tenant, pk=pk)))
 
 
-class ReviewClaimApi(APIView):
+class _ReviewActionApi(APIView):
+    """A one-click action on a review (claim, release): the service, then the review as it is."""
+
     required_permission = "reviews.decide"
+    service = staticmethod(services.review_claim)
 
     @extend_schema(request=None, responses={200: ReviewOutput})
     def post(self, request, pk: int):
         actor = request_actor(request)
         review = selectors.review_get(tenant=actor.tenant, pk=pk)
         try:
-            review = services.review_claim(review=review, actor=actor)
+            review = self.service(review=review, actor=actor)
         except services.ReviewError as exc:
             return _error(exc)
         return Response(_payload(selectors.review_get(tenant=actor.tenant, pk=review.pk)))
 
 
-class ReviewReleaseApi(APIView):
-    required_permission = "reviews.decide"
+class ReviewClaimApi(_ReviewActionApi):
+    service = staticmethod(services.review_claim)
 
-    @extend_schema(request=None, responses={200: ReviewOutput})
-    def post(self, request, pk: int):
-        actor = request_actor(request)
-        review = selectors.review_get(tenant=actor.tenant, pk=pk)
-        try:
-            review = services.review_release(review=review, actor=actor)
-        except services.ReviewError as exc:
-            return _error(exc)
-        return Response(_payload(selectors.review_get(tenant=actor.tenant, pk=review.pk)))
+
+class ReviewReleaseApi(_ReviewActionApi):
+    service = staticmethod(services.review_release)
 
 
 class DecideInput(serializers.Serializer):
