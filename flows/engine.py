@@ -26,6 +26,7 @@ import logging
 import random
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -388,6 +389,7 @@ class Advance:
 
     def _cancel_leftovers(self) -> None:
         now = timezone.now()
+        parked: list[int] = []  # waiting steps that wait on something else than child runs
         active = StepRun.objects.filter(run=self.run, status__in=STEP_ACTIVE).exclude(node_id__in=self.dirty)
         for step in active:
             self.steps[step.node_id] = step
@@ -396,11 +398,16 @@ class Advance:
                 if step.status == StepStatus.WAITING:
                     for child in Run.objects.filter(parent_step=step).exclude(status__in=RUN_FINISHED):
                         transaction.on_commit(lambda cid=child.pk: _tasks().run_cancel_task.delay(cid))
+                    if "version_id" not in (step.state or {}):
+                        parked.append(step.pk)
                 step.status = StepStatus.CANCELLED
                 step.finished_at = now
                 step.lease_token, step.lease_expires_at = "", None
                 self.dirty.add(nid)
         self.to_enqueue.clear()
+        if parked:
+            for hook in _WAIT_CANCELLED_HOOKS:
+                hook(parked)
 
     def _load_all(self) -> None:
         if not self.complete:
@@ -444,6 +451,17 @@ class Advance:
             else:
                 merged[step.node_id] = step.output
         return merged
+
+
+_WAIT_CANCELLED_HOOKS: list[Callable[[list[int]], None]] = []
+
+
+def on_waits_cancelled(hook: Callable[[list[int]], None]) -> Callable[[list[int]], None]:
+    """Register ``hook(step_ids)``, called inside the transaction that cancels waiting steps (a
+    run cancelled, failed or timed out while a review was open), so whoever set up the wait
+    can close it at once. How the inbox learns of cancellations without flows importing it."""
+    _WAIT_CANCELLED_HOOKS.append(hook)
+    return hook
 
 
 STEP_FIELDS = [

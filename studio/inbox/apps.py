@@ -11,7 +11,10 @@ class InboxConfig(AppConfig):
 
     def ready(self) -> None:
         # The approval node lives here, not in flows: the engine never imports the inbox.
+        from flows.engine import on_waits_cancelled
         from flows.nodes import register
         from studio.inbox.nodes import NODE
+        from studio.inbox.services import reviews_cancel_for_steps
 
         register(NODE)
+        on_waits_cancelled(reviews_cancel_for_steps)

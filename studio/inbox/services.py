@@ -205,6 +205,10 @@ def review_decide(
     gone = False
     with transaction.atomic():
         review = ReviewTask.objects.select_for_update(of=("self",)).select_related("flow").get(pk=review.pk)
+        if review.status == ReviewStatus.CANCELLED:
+            raise ReviewConflict(
+                "the run is no longer waiting for this review (it was cancelled or has ended)"
+            )
         if not review.is_pending:
             return review  # decided already: the decision stands, the run was resumed once
         _check_can_decide(review, actor)
@@ -402,6 +406,18 @@ def reviews_expire_due(now=None) -> dict[str, int]:
             with transaction.atomic():
                 _close_unanswerable(review, now)
     return {"escalated": escalated, "expired": expired, "closed": reviews_close_orphans(now)}
+
+
+def reviews_cancel_for_steps(step_ids: list[int]) -> None:
+    """The engine cancelled these waiting steps: their open reviews close now (registered with
+    ``engine.on_waits_cancelled``; runs inside the engine's transaction)."""
+    now = timezone.now()
+    for review in ReviewTask.objects.filter(step_id__in=step_ids, status__in=REVIEW_PENDING).select_related(
+        "flow"
+    ):
+        ReviewTask.objects.filter(pk=review.pk).update(status=ReviewStatus.CANCELLED, updated_at=now)
+        review.status = ReviewStatus.CANCELLED
+        _publish(review, "cancelled")
 
 
 def reviews_close_orphans(now=None) -> int:

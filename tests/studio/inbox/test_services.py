@@ -160,6 +160,8 @@ def test_a_cancelled_run_closes_its_review_and_a_late_decision_is_a_conflict(ten
     run = start(approval_flow(tenant), {"amount": 5})
     review = wait_review(run)
     assert engine.run_cancel(run.pk)
+    review.refresh_from_db()
+    assert review.status == ReviewStatus.CANCELLED  # at once, in the cancelling transaction
     with pytest.raises(services.ReviewConflict, match="no longer waiting"):
         services.review_decide(review=review, actor=rita, decision="approve")
     review.refresh_from_db()
