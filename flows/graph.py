@@ -35,6 +35,20 @@ def empty_graph() -> dict:
     return {"schema": SCHEMA_VERSION, "nodes": [], "edges": []}
 
 
+def node_doc(node_id: str, node_type: str, **config) -> dict:
+    """A node of a graph document (for code that builds graphs: starters, benchmarks, tests)."""
+    return {"id": node_id, "type": node_type, "position": {"x": 0, "y": 0}, "config": config}
+
+
+def edge_doc(source: str, target: str, source_handle: str = "out", target_handle: str = "in") -> dict:
+    return {"id": f"{source}.{source_handle}->{target}", "source": source, "sourceHandle": source_handle,
+            "target": target, "targetHandle": target_handle}  # fmt: skip
+
+
+def graph_doc(nodes: list[dict], edges: list[dict]) -> dict:
+    return {"schema": SCHEMA_VERSION, "nodes": nodes, "edges": edges}
+
+
 def check_well_formed(doc: object) -> dict:
     """The document if it has the graph shape (nodes and edges as lists of objects with ids)."""
     if not isinstance(doc, dict):

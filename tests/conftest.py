@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -75,6 +76,16 @@ def child_env(**extra: str) -> dict[str, str]:
     env.pop("DJANGO_SETTINGS_MODULE", None)
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     return env
+
+
+def run_bench(name: str, *, timeout: float) -> dict:
+    """``manage.py bench <name> --quick --json`` on the test services; its report, once it exited 0."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", "bench", name, "--quick", "--json"],
+        cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return json.loads(result.stdout)
 
 
 def wait_for(predicate, *, timeout: float, what: str, proc: subprocess.Popen | None = None):

@@ -30,6 +30,9 @@ from django.db import connections
 from django.db.models import Count
 
 from flows import services
+from flows.graph import edge_doc as edge
+from flows.graph import graph_doc as graph
+from flows.graph import node_doc as node
 from flows.models import RUN_FINISHED, Flow, Run, RunStatus
 from flows.selectors import run_wait
 from studio.bench import (
@@ -76,19 +79,6 @@ QUICK = Sizes(pings=60, burst=200, chain=40, fanout=40, repeats=1, clients=16, s
 
 
 # -- graphs --------------------------------------------------------------------------------------
-
-
-def node(node_id: str, node_type: str, **config) -> dict:
-    return {"id": node_id, "type": node_type, "position": {"x": 0, "y": 0}, "config": config}
-
-
-def edge(source: str, target: str, source_handle: str = "out", target_handle: str = "in") -> dict:
-    return {"id": f"{source}.{source_handle}->{target}", "source": source, "sourceHandle": source_handle,
-            "target": target, "targetHandle": target_handle}  # fmt: skip
-
-
-def graph(nodes: list[dict], edges: list[dict]) -> dict:
-    return {"schema": 1, "nodes": nodes, "edges": edges}
 
 
 def scripted_llm(node_id: str, prompt: str = "next step") -> dict:

@@ -5,20 +5,12 @@ from __future__ import annotations
 import time
 
 from flows import services
+from flows.graph import edge_doc as edge
+from flows.graph import graph_doc as graph
+from flows.graph import node_doc as node
 from flows.models import RUN_FINISHED, Flow, Run
 
-
-def node(node_id: str, node_type: str, **config) -> dict:
-    return {"id": node_id, "type": node_type, "position": {"x": 0, "y": 0}, "config": config}
-
-
-def edge(source: str, target: str, source_handle: str = "out", target_handle: str = "in") -> dict:
-    return {"id": f"{source}.{source_handle}->{target}", "source": source, "sourceHandle": source_handle,
-            "target": target, "targetHandle": target_handle}  # fmt: skip
-
-
-def graph(nodes: list[dict], edges: list[dict]) -> dict:
-    return {"schema": 1, "nodes": nodes, "edges": edges}
+__all__ = ["edge", "graph", "node", "published_flow", "scripted_llm", "start", "statuses", "wait_run"]
 
 
 def scripted_llm(node_id: str, prompt: str = "{{ input }}", **config) -> dict:

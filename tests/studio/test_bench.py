@@ -4,13 +4,9 @@ Figures only: nothing here asserts on speed (that is what the printed targets ar
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 
-from tests.conftest import ROOT, child_env
+from tests.conftest import run_bench
 
 FIGURES = [
     "celery_rtt_p50_ms", "celery_rtt_p95_ms", "celery_tasks_per_s", "celery_io_rtt_p50_ms",
@@ -25,12 +21,7 @@ FIGURES = [
 def test_bench_engine_reports_every_figure_and_its_runs_all_succeed():
     from studio.tenants.models import Tenant
 
-    result = subprocess.run(
-        [sys.executable, "manage.py", "bench", "engine", "--quick", "--json"],
-        cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    report = json.loads(result.stdout)
+    report = run_bench("engine", timeout=120)
 
     assert report["benchmark"] == "engine" and report["quick"] is True
     assert report["cpu_count"] >= 1 and report["date"]

@@ -4,13 +4,9 @@ Figures only: nothing here asserts on speed (that is what the printed targets ar
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 
-from tests.conftest import ROOT, child_env
+from tests.conftest import run_bench
 
 FIGURES = ["raw_p50_ms", "raw_p95_ms", "inbox_p50_ms", "inbox_p95_ms"]
 
@@ -22,12 +18,7 @@ def test_bench_inbox_reports_latencies_and_loses_nothing():
 
     from studio.tenants.models import Tenant
 
-    result = subprocess.run(
-        [sys.executable, "manage.py", "bench", "inbox", "--quick", "--json"],
-        cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=240,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    report = json.loads(result.stdout)
+    report = run_bench("inbox", timeout=240)
     assert report["benchmark"] == "inbox" and report["failures"] == 0, report["failure_details"]
     missing = [key for key in FIGURES if key not in report["figures"]]
     assert not missing, f"figures missing: {missing}"

@@ -3,14 +3,10 @@ schema and tenants are gone afterwards. No assertion on speed (the printed targe
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 from django.db import connection
 
-from tests.conftest import ROOT, child_env
+from tests.conftest import run_bench
 
 PHASES = ["largest", "smallest", "after_purge_largest", "after_purge_smallest"]
 PER_PHASE = ["raw_p50_ms", "raw_p95_ms", "raw_recall", "service_p95_ms", "service_recall", "api_p95_ms",
@@ -21,12 +17,7 @@ PER_PHASE = ["raw_p50_ms", "raw_p95_ms", "raw_recall", "service_p95_ms", "servic
 def test_bench_memory_reports_every_figure_and_cleans_up():
     from studio.tenants.models import Tenant
 
-    result = subprocess.run(
-        [sys.executable, "manage.py", "bench", "memory", "--quick", "--json"],
-        cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=240,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    report = json.loads(result.stdout)
+    report = run_bench("memory", timeout=240)
     assert report["benchmark"] == "memory" and report["quick"] is True and report["failures"] == 0
     figures = report["figures"]
     wanted = ["hnsw_build_s", "purge_items"] + [f"{phase}_{name}" for phase in PHASES for name in PER_PHASE]
