@@ -1,9 +1,9 @@
 """Tenant budgets: spending per calendar month (UTC), checked before every model call.
 
 A tenant's ``settings["budget"]`` may set ``monthly_cost_usd`` and/or ``monthly_tokens``.
-Spending is counted in Redis per tenant and month (one HINCRBY per step that used a model),
-so the check before a model call is one round trip, not a sum over the month's runs; a
-missing counter (new month, flushed Redis) is rebuilt once from the runs in the database.
+Spending is counted in Redis per tenant and month (one round trip per step that used a model),
+so the check before a model call is one round trip, not a sum over the month's steps; a
+missing counter (new month, flushed Redis) is rebuilt once from the steps in the database.
 """
 
 from __future__ import annotations
@@ -49,11 +49,15 @@ def month_spend(tenant_id: int) -> tuple[Decimal, int]:
 
 
 def _rebuild(tenant_id: int, key: str) -> list:
-    from flows.models import Run
+    """The month's spending summed from the database: every step that used a model (map and
+    sub-flow steps only repeat their children's), committed ones only."""
+    from flows.models import StepRun
 
     start = timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    totals = Run.objects.filter(tenant_id=tenant_id, created_at__gte=start).aggregate(
-        cost=Sum("cost_usd"), t_in=Sum("tokens_in"), t_out=Sum("tokens_out")
+    totals = (
+        StepRun.objects.filter(run__tenant_id=tenant_id, finished_at__gte=start)
+        .exclude(node_type__in=("map", "subflow"))
+        .aggregate(cost=Sum("cost_usd"), t_in=Sum("tokens_in"), t_out=Sum("tokens_out"))
     )
     micro = int((totals["cost"] or Decimal(0)) * MICRO)
     tokens = (totals["t_in"] or 0) + (totals["t_out"] or 0)
@@ -84,17 +88,19 @@ def budget_check(tenant) -> None:
 
 
 def budget_record(tenant_id: int, *, cost_usd: Decimal, tokens: int) -> None:
-    """Count a step's spending (after its transaction committed)."""
+    """Count a step's spending (after its transaction committed), in one round trip."""
     if not cost_usd and not tokens:
         return
     key = _key(tenant_id)
     try:
-        if not _redis().exists(key):
-            _rebuild(tenant_id, key)  # includes this step: its run row is already committed
-            return
-        pipe = _redis().pipeline()
+        pipe = _redis().pipeline(transaction=False)
+        pipe.exists(key)
         pipe.hincrby(key, "micro_usd", int(Decimal(cost_usd) * MICRO))
         pipe.hincrby(key, "tokens", tokens)
-        pipe.execute()
+        if not pipe.execute()[0]:
+            # A new month, or Redis lost the key: count again from the database, where this
+            # step is already (its transaction committed).
+            _redis().delete(key)
+            _rebuild(tenant_id, key)
     except redis.RedisError as exc:
         log.warning("spending of tenant %s not counted: %s", tenant_id, exc)

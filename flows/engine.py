@@ -45,7 +45,9 @@ from flows.budget import budget_record
 from flows.graph import CompiledGraph
 from flows.models import RUN_FINISHED, STEP_ACTIVE, Flow, FlowVersion, Run, RunStatus, StepRun, StepStatus
 from flows.nodes import NodeContext, NodeError, NodeResult, NodeType, get_type
+from flows.rows import Columns, instances, select_list
 from studio.realtime import group_name, publish_on_commit
+from studio.tenants.models import Tenant
 
 log = logging.getLogger(__name__)
 
@@ -136,10 +138,20 @@ def run_create(
 
 
 def _create_steps(run: Run, graph: CompiledGraph) -> list[StepRun]:
-    return StepRun.objects.bulk_create([
-        StepRun(run=run, node_id=nid, node_type=graph.nodes[nid]["type"], idempotency_key=step_key(run.pk, nid))
+    return StepRun.objects.bulk_create(new_steps(run, graph))
+
+
+def new_steps(run: Run, graph: CompiledGraph) -> list[StepRun]:
+    """A pending StepRun per executable node of a run (not saved yet)."""
+    return [
+        StepRun(run=run, node_id=nid, node_type=graph.nodes[nid]["type"], idempotency_key=step_key(run.pk, nid),
+                timeout_s=node_timeout(graph, nid))
         for nid in graph.executable
-    ])  # fmt: skip
+    ]  # fmt: skip
+
+
+def node_timeout(graph: CompiledGraph, node_id: str) -> float:
+    return float(graph.config(node_id).get("timeout_s", node_type_of(graph, node_id).default_timeout_s))
 
 
 def run_launch(run: Run, steps: list[StepRun] | None = None) -> None:
@@ -196,8 +208,7 @@ class Advance:
     def load(self, node_ids) -> None:
         missing = [] if self.complete else [nid for nid in node_ids if nid not in self.steps]
         if missing:
-            for step in StepRun.objects.filter(run=self.run, node_id__in=missing):
-                self.steps[step.node_id] = step
+            self.steps.update(steps_of(self.run.pk, missing))
 
     def step(self, node_id: str) -> StepRun:
         self.load([node_id])
@@ -567,7 +578,6 @@ def context_nodes(graph: CompiledGraph, node_id: str) -> set[str]:
 
 def node_context(run: Run, graph: CompiledGraph, step: StepRun, known: dict[str, StepRun]) -> NodeContext:
     node = graph.nodes[step.node_id]
-    node_type = node_type_of(graph, step.node_id)
     config = node.get("config") or {}
     outputs = {nid: {"output": s.output} for nid, s in known.items() if s.status == StepStatus.SUCCEEDED}
     upstream = None
@@ -580,7 +590,7 @@ def node_context(run: Run, graph: CompiledGraph, step: StepRun, known: dict[str,
     return NodeContext(
         run=run, step=step, tenant=tenant, node=node, config=config,
         variables={"input": run.inputs, "nodes": outputs, "tenant": {"settings": tenant.settings or {}}},
-        upstream_output=upstream, timeout_s=float(config.get("timeout_s", node_type.default_timeout_s)),
+        upstream_output=upstream, timeout_s=node_timeout(graph, step.node_id),
         granted_capabilities=frozenset(run.flow.granted_capabilities or []),
     )  # fmt: skip
 
@@ -588,44 +598,116 @@ def node_context(run: Run, graph: CompiledGraph, step: StepRun, known: dict[str,
 # -- executing a step on a worker ---------------------------------------------------------------
 
 
+_STEP = Columns.of(StepRun, "s")
+# A test run's graph copy and the flow's draft are not needed per step (compiled graphs are
+# cached per process): leaving them out spares decoding a large JSON document at every step.
+_RUN = Columns.of(Run, "r", defer=["draft_graph"])
+_FLOW = Columns.of(Flow, "f", defer=["draft"])
+_TENANT = Columns.of(Tenant, "t")
+# What changes on a run while its steps execute; the rest (inputs, version, parent…) never does.
+_RUN_MOVING = Columns.of(
+    Run,
+    "r",
+    only=["status", "outputs", "error", "started_at", "finished_at", "tokens_in", "tokens_out", "cost_usd"],
+)
+
+_RUN_CONTEXT_SQL = (
+    f"SELECT {select_list(_RUN, _FLOW, _TENANT)} FROM {_RUN.table} "
+    f"JOIN {_FLOW.table} ON f.id = r.flow_id JOIN {_TENANT.table} ON t.id = r.tenant_id WHERE r.id = %s"
+)
+_LOCK_RUN_SQL = _RUN_CONTEXT_SQL + " FOR UPDATE OF r"
+_RELOCK_RUN_SQL = f"SELECT {_RUN_MOVING.sql} FROM {_RUN_MOVING.table} WHERE r.id = %s FOR UPDATE"
+_STEPS_SQL = f"SELECT {_STEP.sql} FROM {_STEP.table} WHERE s.run_id = %s AND s.node_id = ANY(%s)"
+# queued → running with a fresh lease, unless it is an early duplicate of a delayed retry (its
+# own message will come); the run's status comes back with the step.
+_CLAIM_SQL = f"""
+    UPDATE {_STEP.table} SET status = %(running)s, lease_token = %(token)s, started_at = %(now)s,
+        attempt = s.attempt + 1, retry_at = NULL,
+        lease_expires_at = %(now)s + make_interval(secs => s.timeout_s + %(margin)s)
+    WHERE s.id = %(step)s AND s.status = %(queued)s
+        AND (s.retry_at IS NULL OR s.retry_at <= %(now)s + interval '1 second')
+    RETURNING {_STEP.sql}, (SELECT r.status FROM {_RUN.table} WHERE r.id = s.run_id)
+"""  # fmt: skip
+
+# Per process: the rows of runs whose steps this worker executes (see ``run_context``).
+RUN_CONTEXT_TTL_S = 2.0
+_run_contexts: dict[int, tuple[float, tuple]] = {}
+
+
+def _run_from(row) -> Run:
+    run, flow, tenant = instances(row, _RUN, _FLOW, _TENANT)
+    run.flow, run.tenant = flow, tenant
+    return run
+
+
 def lock_run(run_id: int) -> Run:
     """The run, locked for this transaction: every decision about a run's steps is taken under
     this lock (finishing, resuming, cancelling, retrying, re-queuing), so they never interleave."""
-    # The flow's draft and a test run's graph copy are not needed here (the compiled graph is
-    # cached per process): deferring them spares decoding a large JSON document at every step.
-    return (
-        Run.objects.select_related("flow", "tenant").defer("flow__draft", "draft_graph")
-        .select_for_update(of=("self",)).get(pk=run_id)
-    )  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK_RUN_SQL, [run_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise Run.DoesNotExist(f"run {run_id} does not exist")
+    return _run_from(row)
+
+
+def relock_run(run: Run) -> Run:
+    """``lock_run`` for a run already at hand (from ``run_context``): lock its row and bring
+    what moves up to date, without reading its flow and tenant again."""
+    with connection.cursor() as cursor:
+        cursor.execute(_RELOCK_RUN_SQL, [run.pk])
+        row = cursor.fetchone()
+    if row is None:
+        raise Run.DoesNotExist(f"run {run.pk} does not exist")
+    for moving, value in zip(_RUN_MOVING.fields, _RUN_MOVING.converted(row), strict=True):
+        setattr(run, moving.attname, value)
+    return run
+
+
+def run_context(run_id: int, status: str) -> Run:
+    """The run with its flow and tenant, to execute one of its steps, with ``status`` as the
+    claim just read it. Read once per process and run, then kept ``RUN_CONTEXT_TTL_S``: a run's
+    inputs and graph never change, and a change to the flow's capabilities or the tenant's
+    settings reaches steps that start at most that much later. Fresh instances every time
+    (threads of a worker must not share them)."""
+    now = time.monotonic()
+    cached = _run_contexts.get(run_id)
+    if cached is None or now - cached[0] > RUN_CONTEXT_TTL_S:
+        with connection.cursor() as cursor:
+            cursor.execute(_RUN_CONTEXT_SQL, [run_id])
+            row = cursor.fetchone()
+        if row is None:
+            raise Run.DoesNotExist(f"run {run_id} does not exist")
+        if len(_run_contexts) > 1024:
+            _run_contexts.clear()
+        cached = _run_contexts[run_id] = (now, row)
+    run = _run_from(cached[1])
+    run.status = status
+    return run
+
+
+def steps_of(run_id: int, node_ids) -> dict[str, StepRun]:
+    """Some steps of a run, by node id."""
+    with connection.cursor() as cursor:
+        cursor.execute(_STEPS_SQL, [run_id, list(node_ids)])
+        steps = [_STEP.instance(row) for row in cursor.fetchall()]
+    return {step.node_id: step for step in steps}
 
 
 def step_claim(step_id: int) -> tuple[StepRun, str] | None:
     """Compare-and-set queued → running with a fresh lease; None when there is nothing to claim."""
-    step = (
-        StepRun.objects.select_related("run__flow", "run__tenant").defer("run__flow__draft", "run__draft_graph")
-        .filter(pk=step_id).first()
-    )  # fmt: skip
-    if step is None or step.status != StepStatus.QUEUED:
-        return None
-    if step.retry_at and step.retry_at > timezone.now() + timedelta(seconds=1):
-        return None  # an early duplicate of a delayed retry: its own message will come
-    graph = compiled_graph(step.run)
-    config = graph.config(step.node_id)
-    timeout = float(config.get("timeout_s", node_type_of(graph, step.node_id).default_timeout_s))
     token = hashlib.sha256(f"{step_id}:{time.time_ns()}:{random.random()}".encode()).hexdigest()[:32]
-    now = timezone.now()
-    claimed = StepRun.objects.filter(pk=step_id, status=StepStatus.QUEUED).update(
-        status=StepStatus.RUNNING, lease_token=token, started_at=now, attempt=step.attempt + 1,
-        lease_expires_at=now + timedelta(seconds=timeout + LEASE_MARGIN_S), retry_at=None,
-    )  # fmt: skip
-    if not claimed:
+    params = {
+        "step": step_id, "token": token, "now": timezone.now(), "margin": LEASE_MARGIN_S,
+        "running": StepStatus.RUNNING, "queued": StepStatus.QUEUED,
+    }  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, params)
+        row = cursor.fetchone()
+    if row is None:
         return None
-    step.status, step.lease_token, step.started_at, step.attempt = (
-        StepStatus.RUNNING,
-        token,
-        now,
-        step.attempt + 1,
-    )
+    step = _STEP.instance(row[:-1])
+    step.run = run_context(step.run_id, row[-1])
     publish_on_commit(group_name("run", step.run_id), run_event(step.run, [step]))
     return step, token
 
@@ -645,43 +727,48 @@ def step_execute(step_id: int) -> None:
     graph = compiled_graph(run)
     node_type = node_type_of(graph, step.node_id)
     needed = context_nodes(graph, step.node_id)
-    known = {s.node_id: s for s in StepRun.objects.filter(run=run, node_id__in=needed)} if needed else {}
+    known = steps_of(run.pk, needed) if needed else {}
     started = time.perf_counter()
     ctx = node_context(run, graph, step, known)
+    finish = {"run": run, "node_id": step.node_id, "graph": graph}
     try:
         result = node_type.execute(ctx)
     except NodeError as exc:
-        step_finish(
-            step.pk, token, run_id=run.pk, error=exc, inputs=ctx.recorded_inputs, elapsed_ms=_ms(started)
-        )
+        step_finish(step.pk, token, **finish, error=exc, inputs=ctx.recorded_inputs, elapsed_ms=_ms(started))
         return
     except Exception as exc:  # a bug in a node must not leave the step running forever
         log.exception("node %s of run %s crashed", step.node_id, run.pk)
         error = NodeError(f"internal error: {type(exc).__name__}: {exc}")
         step_finish(
-            step.pk, token, run_id=run.pk, error=error, inputs=ctx.recorded_inputs, elapsed_ms=_ms(started)
+            step.pk, token, **finish, error=error, inputs=ctx.recorded_inputs, elapsed_ms=_ms(started)
         )
         return
-    step_finish(
-        step.pk, token, run_id=run.pk, result=result, inputs=ctx.recorded_inputs, elapsed_ms=_ms(started)
-    )
+    step_finish(step.pk, token, **finish, result=result, inputs=ctx.recorded_inputs, elapsed_ms=_ms(started))
 
 
 def step_finish(
-    step_id: int, token: str, *, run_id: int, result: NodeResult | None = None, error: NodeError | None = None,
-    inputs: dict | None = None, elapsed_ms: float | None = None,
+    step_id: int, token: str, *, run: Run, node_id: str, graph: CompiledGraph, result: NodeResult | None = None,
+    error: NodeError | None = None, inputs: dict | None = None, elapsed_ms: float | None = None,
 ) -> bool:  # fmt: skip
     """Record a step's outcome if this worker still holds its lease; False when it lost it."""
     with transaction.atomic():
         # Lock the run first, then read the step in a fresh statement: every change to a running
         # step (cancel, the sweeper's re-queue) is made under this same lock, so what we read holds.
-        run = lock_run(run_id)
-        step = StepRun.objects.filter(pk=step_id, status=StepStatus.RUNNING, lease_token=token).first()
-        if step is None or run.status in RUN_FINISHED:
-            return False  # the lease ran out (someone else runs it now) or the run was cancelled
+        # Its successors come along: deciding them is the next thing the engine does.
+        relock_run(run)
+        steps = steps_of(run.pk, [node_id, *graph.successors(node_id)])
+        step = steps.get(node_id)
+        if (
+            step is None
+            or step.pk != step_id
+            or step.status != StepStatus.RUNNING
+            or step.lease_token != token
+        ):
+            return False  # the lease ran out (someone else runs it now)
+        if run.status in RUN_FINISHED:
+            return False  # the run was cancelled
         step.inputs = inputs or None
-        advance = Advance(run, compiled_graph(run))
-        advance.steps[step.node_id] = step
+        advance = Advance(run, graph, steps=steps)
         if error is not None:
             advance.step_failed(step, error, elapsed_ms=elapsed_ms)
         elif result.wait:
@@ -741,11 +828,8 @@ def _step_wait(advance: Advance, step: StepRun, result: NodeResult) -> None:
             parent_step=step, item_index=index, created_by_id=advance.run.created_by_id)
         for index, item in enumerate(state["inputs"])
     ])  # fmt: skip
-    graph = CompiledGraph.from_doc(version.graph)
-    StepRun.objects.bulk_create([
-        StepRun(run=child, node_id=nid, node_type=graph.nodes[nid]["type"], idempotency_key=step_key(child.pk, nid))
-        for child in children for nid in graph.executable
-    ])  # fmt: skip
+    graph = _compiled_version(version.pk)
+    StepRun.objects.bulk_create([step for child in children for step in new_steps(child, graph)])
     _children_go(step, state["concurrency"])
 
 

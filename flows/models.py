@@ -210,6 +210,8 @@ class StepRun(models.Model):
     idempotency_key = models.CharField(max_length=64)
     # The claim: who runs it now and until when (a lost worker's lease expires and the step is re-run).
     lease_token = models.CharField(max_length=32, blank=True)
+    # The node's timeout, copied when the run is created: a claim sets the lease in one statement.
+    timeout_s = models.FloatField(default=300.0)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     retry_at = models.DateTimeField(null=True, blank=True)
     # Map / sub-flow bookkeeping while child runs are going.

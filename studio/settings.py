@@ -209,6 +209,8 @@ CELERY_RESULT_EXPIRES = 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_DEFAULT_QUEUE = "studio"
+# Workers keep their database connections across tasks (studio/celery.py says why).
+CELERY_DB_REUSE_MAX = 1_000_000_000
 # Outside calls (models, HTTP) go to their own queue, served by a thread pool (I/O bound).
 CELERY_IO_QUEUE = "studio.io"
 CELERY_BEAT_SCHEDULE: dict = {

@@ -1,6 +1,7 @@
 """``bench engine``: the flow engine next to bare Celery, on the same broker and the same workers.
 
-(a) bare Celery no-op round trips and a burst: the baseline, measured in this run;
+(a) bare Celery no-op round trips, a burst, and a chain of no-ops each sending the next from
+    the worker (as a step sends its successor): the baselines, measured in this run;
 (b) a 200-node chain (trigger → 198 → output), all inline steps, then all worker steps;
 (c) a 1→200 fan-out of worker steps joined by one inline step;
 (d) three-node inline runs started from 16 client threads at once for a few seconds.
@@ -225,6 +226,22 @@ class EngineBench:
             result.forget()
         return samples
 
+    def chain_hop(self, length: int, queue: str) -> float:
+        """Milliseconds per hop of a bare Celery chain of no-ops: each task, on finishing, sends the
+        next from the worker, as the engine sends a step's successor (a client round trip is not
+        that: it has no worker-side send)."""
+        from celery import chain
+
+        from studio.celery import ping
+
+        links = [ping.si().set(queue=queue, ignore_result=True) for _ in range(length - 1)]
+        started = time.perf_counter()
+        result = chain(*links, ping.si().set(queue=queue)).apply_async()
+        result.get(timeout=120)
+        elapsed = (time.perf_counter() - started) * 1000
+        result.forget()
+        return elapsed / length
+
     def burst(self, count: int) -> float:
         """No-ops per second: fire ``count``, then wait for all of them."""
         from studio.celery import ping
@@ -270,11 +287,13 @@ class EngineBench:
 
         pings: list[float] = []
         io_pings: list[float] = []
+        hops: list[float] = []
         walls: dict[str, list[float]] = {"inline": [], "worker": [], "fanout": []}
         for repeat in range(sizes.repeats):
             say(f"(a)(b)(c) round {repeat + 1} of {sizes.repeats}: round trips, chains, fan-out")
             pings += self.round_trips(sizes.pings // sizes.repeats, default_queue)
             io_pings += self.round_trips(sizes.pings // sizes.repeats, io_queue)
+            hops.append(self.chain_hop(sizes.chain - 2, io_queue))
             for kind in ("worker", "inline", "fanout"):
                 run = self.start_inline_chain(flows[kind]) if kind == "inline" else self.start(flows[kind])
                 done = self.finish(run, f"{kind} flow") if run is not None else None
@@ -285,7 +304,7 @@ class EngineBench:
         small = self.small_runs(flows["small"])
 
         self.tally()
-        self.rows(pings=pings, io_pings=io_pings, per_s=per_s, walls=walls, small=small)
+        self.rows(pings=pings, io_pings=io_pings, hops=hops, per_s=per_s, walls=walls, small=small)
 
     def small_runs(self, flow: Flow) -> dict[str, float] | None:
         sizes = self.sizes
@@ -359,7 +378,7 @@ class EngineBench:
 
     # -- figures -----------------------------------------------------------------------------
 
-    def rows(self, *, pings, io_pings, per_s, walls, small) -> None:
+    def rows(self, *, pings, io_pings, hops, per_s, walls, small) -> None:
         report, sizes = self.report, self.sizes
         p50, p95 = percentile(pings, 50), percentile(pings, 95)
         report.add(Row("celery_rtt_p50_ms", "Celery no-op round trip P50 (prefork)", p50, "ms",
@@ -370,6 +389,9 @@ class EngineBench:
                        REFERENCE_CELERY_PER_S, f"{REFERENCE_CELERY_PER_S:.0f} tasks/s BENCHMARKS.md"))  # fmt: skip
         report.add(Row("celery_io_rtt_p50_ms", "Celery no-op round trip P50 (threads, I/O queue)",
                        percentile(io_pings, 50), "ms", p50, f"{p50:.2f} ms prefork P50"))  # fmt: skip
+        hop = statistics.median(hops) if hops else None
+        report.add(Row("celery_chain_hop_ms", f"Celery no-op chain of {sizes.chain - 2}, per hop (I/O queue)",
+                       hop, "ms", p50, f"{p50:.2f} ms Celery P50"))  # fmt: skip
 
         inline_ms = self._per_step(walls["inline"], sizes.chain)
         row = report.add(Row(
@@ -388,6 +410,10 @@ class EngineBench:
             p50, f"{p50:.2f} ms Celery P50", (WORKER_STEP_TARGET,), error="" if worker_ms else "no successful run",
         ))  # fmt: skip
         self._add_ratio("chain_worker_ratio_to_celery_p50", row)
+        if hop:
+            row = report.add(Row("chain_worker_vs_hop", "worker step next to the bare chain hop", worker_ms,
+                                 "ms/step", hop, f"{hop:.2f} ms Celery chain hop"))  # fmt: skip
+            self._add_ratio("chain_worker_ratio_to_celery_hop", row)
         report.add(Row("chain_worker_steps_per_s", "worker chain throughput", _per_s(worker_ms), "steps/s"))
 
         steps = sizes.fanout + 3  # trigger, the branches, the join, the output

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from flows.budget import month_spend
+from flows.budget import _key, _redis, month_spend
 from flows.models import RunStatus
 from studio.tenants.roles import Role
 from tests.factories import make_api_key, make_tenant
@@ -49,3 +49,17 @@ def test_a_model_step_stops_when_the_budget_runs_out_mid_run():
     assert run.status == RunStatus.FAILED
     assert run.error["node"] == "second"
     assert run.error["message"].startswith("the tenant's monthly budget of $0.000001 is spent")
+
+
+def test_a_counter_lost_from_redis_is_rebuilt_from_the_steps_in_the_database():
+    tenant = make_tenant("Forgetful")
+    answer = {"text": "ok", "tokens_in": 60, "tokens_out": 40}
+    flow = published_flow(tenant, graph(
+        [node("trigger", "trigger"), scripted_llm("ask", script={"responses": [answer]}), node("o", "output")],
+        [edge("trigger", "ask"), edge("ask", "o")],
+    ))  # fmt: skip
+    assert wait_run(start(flow)).status == RunStatus.SUCCEEDED
+    assert month_spend(tenant.pk)[1] == 100
+    _redis().delete(_key(tenant.pk))  # Redis flushed, or a new month began
+    assert wait_run(start(flow)).status == RunStatus.SUCCEEDED
+    assert month_spend(tenant.pk)[1] == 200  # both runs, the second one counted once
