@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import orjson
 from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -30,19 +34,51 @@ def _source(request) -> str:
     return f"api:{actor.label}"
 
 
+class VectorJSONParser(JSONParser):
+    """DRF's JSON parser on orjson: a body with a 384-number vector parsed in 8 µs instead of
+    100 µs (the standard library parses each number in Python), and 1,536 numbers in 30 µs
+    instead of 400. Like DRF's strict parser it refuses NaN and Infinity."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        body = stream.read()
+        encoding = (parser_context or {}).get("encoding") or "utf-8"
+        try:
+            if encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
+                body = body.decode(encoding)
+            return orjson.loads(body)
+        except (ValueError, LookupError) as exc:  # orjson.JSONDecodeError and UnicodeError are ValueErrors
+            raise ParseError(f"JSON parse error - {exc}") from None
+
+
+class FastJSONRenderer(JSONRenderer):
+    """DRF's compact JSON on orjson (an ``Accept: application/json; indent=4`` still goes through
+    DRF). Types orjson does not know (lazy strings, Decimal) go to DRF's encoder; U+2028 and
+    U+2029 are escaped as DRF does, so the output stays a strict JavaScript subset."""
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if data is None or self.get_indent(accepted_media_type, renderer_context or {}) is not None:
+            return super().render(data, accepted_media_type, renderer_context)
+        body = orjson.dumps(data, default=_drf_default, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS)
+        return body.replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
+
+
+_drf_default = JSONRenderer.encoder_class().default
+
+
 @extend_schema_field({"type": "array", "items": {"type": "number"}, "maxItems": 16000})
 class VectorField(serializers.Field):
-    """A list of up to 16,000 numbers. Checked in one pass: a FloatField per element costs about
-    a millisecond for 384 dimensions, as much as the search itself."""
+    """A list of up to 16,000 numbers. Checked in one pass over the element types (in C: 5 µs for
+    384 dimensions; a FloatField per element cost about a millisecond, as much as the search)."""
 
     def to_internal_value(self, data):
         if not isinstance(data, list) or not data or len(data) > 16000:
             raise serializers.ValidationError("must be a list of 1 to 16,000 numbers")
-        if not all(type(x) in (int, float) for x in data):
+        types = set(map(type, data))  # bool is not a number here, though it is an int
+        if not types <= {float, int}:
             raise serializers.ValidationError("must contain numbers only")
         if not any(data):
             raise serializers.ValidationError("must not be all zeros (it has no direction to compare)")
-        return [float(x) for x in data]
+        return data if types == {float} else list(map(float, data))
 
     def to_representation(self, value):
         return value
@@ -101,6 +137,8 @@ class ItemsApi(APIView):
     with ``{"items": [...]}``)."""
 
     required_permission = WRITE
+    parser_classes = [VectorJSONParser]
+    renderer_classes = [FastJSONRenderer]
 
     class Batch(serializers.Serializer):
         items = ItemInput(many=True, allow_empty=False, max_length=services.MAX_BATCH)
@@ -140,6 +178,8 @@ class ItemDetailApi(APIView):
 
 class SearchApi(APIView):
     required_permission = READ
+    parser_classes = [VectorJSONParser]
+    renderer_classes = [FastJSONRenderer]
 
     class SearchInput(serializers.Serializer):
         query = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,

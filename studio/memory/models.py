@@ -35,6 +35,10 @@ against an exact scan; ranges are across the runs):
     search API (in process: DRF, API-key auth, JSON) P95: 1.4-2.0x raw SQL for the largest tenant,
       2.7-5.4x for the smallest (about 2.5 ms of request handling on a 1-6 ms query)
 
+Since then (2026-11-25, two runs) a search is one round trip, raw SQL likewise: smallest tenant
+raw SQL P95 0.9-1.3 ms, memory_search 0.94-1.23x, search API 3.1-4.8x (P50 2.0-2.5 ms, of which
+a no-op DRF view with the same API-key auth takes 0.8 ms); largest tenant API 1.5x.
+
 So for tenants up to 10 % of 100,000 rows PostgreSQL rightly sorts the tenant's rows exactly
 (what the btree below is for), recall is 1.0 and purges cannot hurt it. HNSW is there for
 namespaces larger than measured here, where an exact sort grows with the row count (not

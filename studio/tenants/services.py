@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -111,11 +112,14 @@ def api_key_revoke(*, api_key: ApiKey) -> None:
 
 
 def api_key_touch(*, api_key: ApiKey) -> None:
-    """Record use, at most once a minute per key, so busy keys do not write on every call."""
+    """Record use, at most once a minute per key, so busy keys do not write on every call: no
+    query at all while the loaded ``last_used_at`` is recent, and a compare-and-set UPDATE
+    otherwise, so that processes racing past a minute write once between them."""
     now = timezone.now()
     if api_key.last_used_at and now - api_key.last_used_at < LAST_USED_RESOLUTION:
         return
-    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
+    ApiKey.objects.filter(stale, pk=api_key.pk).update(last_used_at=now)
     api_key.last_used_at = now
 
 

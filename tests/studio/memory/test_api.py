@@ -4,6 +4,8 @@ tenant B never seeing tenant A's memory."""
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from studio.memory.models import MemoryItem, MemoryPurge
 from studio.tenants.roles import Role
@@ -144,3 +146,33 @@ def test_roles_decide_who_reads_and_writes(trio, api):
     assert add(reviewer, "support", content="x").status_code == 403
     assert search(reviewer, "support", "x").status_code == 200
     assert search(viewer, "support", "x").status_code == 403
+
+
+def test_a_vector_search_is_two_queries_and_writes_nothing(owner_api):
+    first = add(owner_api, "vectors", content="a stored fact").json()
+    vector = [0.0] * 383 + [1.0]
+    url = f"{BASE}/vectors/search/"
+    assert owner_api.post(url, {"vector": vector, "k": 3}, format="json").status_code == 200
+    with CaptureQueriesContext(connection) as queries:
+        response = owner_api.post(url, {"vector": vector, "k": 3}, format="json")
+    assert response.status_code == 200 and [r["id"] for r in response.json()["results"]] == [first["id"]]
+    # The key with its tenant, then the search (its SET LOCALs in the same round trip).
+    assert len(queries) == 2, [q["sql"][:60] for q in queries]
+    assert not any(q["sql"].lstrip().upper().startswith(("UPDATE", "INSERT", "SAVEPOINT")) for q in queries)
+
+
+def test_a_body_that_is_not_json_or_not_numbers_is_a_400_in_the_envelope(owner_api):
+    url = f"{BASE}/vectors/search/"
+    for body in ('{"vector": [NaN, 1.0]}', '{"vector": [1.0, 2', '{"vector": [1e999]}'):
+        response = owner_api.post(url, body, content_type="application/json")
+        assert response.status_code == 400, body
+        assert response.json()["error"]["message"].startswith("JSON parse error"), body
+    response = owner_api.post(url, {"vector": [True, 1.0]}, format="json")
+    assert response.status_code == 400 and response.json()["error"]["details"][0]["field"] == "vector"
+
+
+def test_line_separators_in_content_are_escaped_in_the_json(owner_api):
+    body = add(owner_api, "support", content="first line\u2028second line").json()
+    response = search(owner_api, "support", "first line second line")
+    assert b"\\u2028" in response.content and b"\xe2\x80\xa8" not in response.content
+    assert response.json()["results"][0]["content"] == body["content"] == "first line\u2028second line"

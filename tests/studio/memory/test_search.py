@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from studio.bench.memory import copy_items, random_unit_vectors
 from studio.memory import selectors, services
@@ -137,3 +138,77 @@ def test_a_new_dimension_gets_its_partial_hnsw_index_built_concurrently():
     finally:
         with connection.cursor() as cursor:
             cursor.execute("DROP INDEX IF EXISTS memory_item_hnsw_8")
+
+
+def _vector(seed: int) -> list[float]:
+    vector = random_unit_vectors(1, 384, seed=seed)[0]
+    return vector.tolist() if hasattr(vector, "tolist") else vector
+
+
+def _item(tenant, namespace: str, content: str, vector: list[float], **extra):
+    return services.memory_add_one(
+        tenant=tenant, namespace=namespace, content=content, embedding=vector, **extra
+    )
+
+
+def _found(tenant, vector: list[float], **extra) -> list[int]:
+    return [h.id for h in services.memory_search(tenant=tenant, namespace="docs", vector=vector, **extra)]
+
+
+def test_a_vector_search_is_one_round_trip_once_the_namespace_is_known(db):
+    tenant = make_tenant()
+    vector = _vector(10)
+    item = _item(tenant, "docs", "the nearest", vector)
+    selectors._namespace_ids.clear()
+    with CaptureQueriesContext(connection) as first:
+        assert _found(tenant, vector, k=1) == [item.pk]
+    with CaptureQueriesContext(connection) as again:
+        assert _found(tenant, vector, k=1) == [item.pk]
+    assert len(first) == 2  # the namespace lookup, then the search
+    assert len(again) == 1, [q["sql"][:80] for q in again]
+    assert "SET LOCAL hnsw.iterative_scan" in again[0]["sql"] and "BEGIN" not in again[0]["sql"]
+
+
+def test_a_stale_remembered_namespace_never_widens_a_search(db):
+    """Whatever id is remembered for a name, only that tenant's namespace of that name is searched."""
+    tenant, other = make_tenant("Owner"), make_tenant("Outsider")
+    vector = _vector(11)
+    mine = _item(tenant, "docs", "mine", vector)
+    sibling = _item(tenant, "drafts", "same tenant, other namespace", vector)
+    foreign = _item(other, "docs", "another tenant's", vector)
+    for wrong in (sibling.namespace_id, foreign.namespace_id, 10**9):
+        selectors._namespace_ids[(tenant.pk, "docs")] = (wrong, 384)
+        assert _found(tenant, vector) == [mine.pk], wrong
+        assert selectors._namespace_ids[(tenant.pk, "docs")] == (mine.namespace_id, 384)
+    # A namespace deleted and made again under the same name: the new one is searched.
+    MemoryNamespace.objects.filter(pk=mine.namespace_id).delete()
+    again = _item(tenant, "docs", "made again", vector)
+    assert _found(tenant, vector) == [again.pk]
+    MemoryNamespace.objects.filter(pk=again.namespace_id).delete()
+    assert services.memory_search(tenant=tenant, namespace="docs", vector=vector) == []
+    assert (tenant.pk, "docs") not in selectors._namespace_ids
+
+
+def test_a_namespace_re_embedded_to_another_dimension_refuses_the_old_vectors(db):
+    tenant = make_tenant()
+    vector = _vector(12)
+    item = _item(tenant, "docs", "old embedding", vector)
+    assert services.memory_search(tenant=tenant, namespace="docs", vector=vector)  # remembered as 384
+    MemoryNamespace.objects.filter(pk=item.namespace_id).update(
+        dims=8, embedder={"kind": "http", "shape": "openai", "model": "small", "dims": 8}
+    )
+    with pytest.raises(services.DimensionMismatch):
+        services.memory_search(tenant=tenant, namespace="docs", vector=vector)
+
+
+def test_filters_min_score_and_an_empty_namespace_on_the_remembered_path(db):
+    tenant = make_tenant()
+    vector = _vector(13)
+    en = _item(tenant, "docs", "english", vector, metadata={"lang": "en"})
+    _item(tenant, "docs", "french", _vector(14), metadata={"lang": "fr"})
+    assert len(_found(tenant, vector)) == 2
+    assert _found(tenant, vector, filter={"lang": "en"}) == [en.pk]
+    assert _found(tenant, vector, filter={"lang": "de"}) == []
+    assert _found(tenant, vector, min_score=0.99) == [en.pk]
+    services.MemoryItem.objects.filter(tenant=tenant).delete()
+    assert _found(tenant, vector) == []

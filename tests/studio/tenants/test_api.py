@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from studio.tenants import services
-from studio.tenants.models import ApiKey, Secret
+from studio.tenants.models import ApiKey, Secret, Tenant
 from studio.tenants.roles import Role
+from studio.tenants.selectors import api_key_find_active as find_active
 from studio.tenants.selectors import secret_value
 from tests.factories import make_api_key
 
@@ -57,6 +62,41 @@ def test_keys_are_stored_hashed_and_record_their_last_use(trio):
     client.get("/api/v1/me/")
     key.refresh_from_db()
     assert key.last_used_at is not None
+
+
+def test_the_key_is_found_with_its_tenant_in_one_query_and_a_revoked_one_is_not(trio):
+    raw = make_api_key(trio.tenant, Role.BUILDER)
+    ApiKey.objects.filter(tenant=trio.tenant).update(name="ci")
+    Tenant.objects.filter(pk=trio.tenant.pk).update(settings={"theme": "dark"})
+    with CaptureQueriesContext(connection) as queries:
+        key = find_active(raw_key=raw)
+        found = (key.name, key.role, key.tenant.slug, key.tenant.settings)
+    assert found == ("ci", Role.BUILDER, trio.tenant.slug, {"theme": "dark"})
+    assert len(queries) == 1
+    assert find_active(raw_key=raw + "x") is None
+    services.api_key_revoke(api_key=key)
+    assert find_active(raw_key=raw) is None
+
+
+def test_a_busy_key_records_its_use_at_most_once_a_minute(trio):
+    raw = make_api_key(trio.tenant, Role.VIEWER)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+
+    def writes() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get("/api/v1/me/").status_code == 200
+        return sum(q["sql"].startswith("UPDATE") for q in queries)
+
+    assert [writes(), writes(), writes()] == [1, 0, 0]
+    key = ApiKey.objects.get(tenant=trio.tenant)
+    ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now() - timedelta(minutes=2))
+    assert [writes(), writes()] == [1, 0]
+    # A process holding an old value does not write over a use another one recorded meanwhile.
+    recorded = ApiKey.objects.get(pk=key.pk).last_used_at
+    key.last_used_at = recorded - timedelta(minutes=2)
+    services.api_key_touch(api_key=key)
+    assert ApiKey.objects.get(pk=key.pk).last_used_at == recorded
 
 
 def test_session_members_use_the_api_in_their_current_tenant(trio):
