@@ -45,5 +45,4 @@ class RunConsumer(GroupConsumer):
         await self.accept()
         await self.send_json({"type": "run.snapshot", "run": snapshot})
 
-    async def run_update(self, event: dict) -> None:
-        await self.send_json(event)
+    run_update = GroupConsumer.forward

@@ -204,6 +204,7 @@ class Advance:
     complete: bool = False
     draining: bool = False
     run_changed: bool = False  # tokens, cost or status moved: the run row needs writing
+    waits: list[tuple[StepRun, Callable]] = field(default_factory=list)  # steps' wait set-ups, run last
 
     def load(self, node_ids) -> None:
         missing = [] if self.complete else [nid for nid in node_ids if nid not in self.steps]
@@ -392,6 +393,9 @@ class Advance:
             self.run.status = status
         if self.run_changed:
             self.run.save(update_fields=RUN_FIELDS)
+        for step, set_up in self.waits:
+            if step.status == StepStatus.WAITING:  # not cancelled with its run meanwhile
+                set_up(self.run, step)
         if self.to_enqueue and self.run.status not in RUN_FINISHED:
             enqueue_on_commit(self.graph, self.to_enqueue)
         if self.run.status in RUN_FINISHED and self.run.parent_step_id:
@@ -814,10 +818,11 @@ def _step_wait(advance: Advance, step: StepRun, result: NodeResult) -> None:
     step.state = {k: v for k, v in state.items() if k != "inputs"}
     advance.mark(step)
     if "version_id" not in state:
-        # Another kind of wait (a review): its owner sets it up now, and completes the step
-        # later through step_resume.
+        # Another kind of wait (a review): its owner sets it up in this transaction, once the
+        # engine's own writes are done (what it creates is then committed at once), and completes
+        # the step later through step_resume.
         if result.on_wait is not None:
-            result.on_wait(advance.run, step)
+            advance.waits.append((step, result.on_wait))
         return
     if not state["inputs"]:
         advance.step_succeeded(step, NodeResult(output=[]))

@@ -15,6 +15,14 @@ class GroupConsumer(AsyncJsonWebsocketConsumer):
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
+    async def forward(self, event: dict) -> None:
+        """Send a group event as it came: already encoded by ``studio.realtime.frame`` (the same
+        text for every socket), or a plain message sent with ``group_send`` (encoded here)."""
+        if "text" in event:
+            await self.send(text_data=event["text"])
+        else:
+            await self.send_json(event)
+
     async def receive_json(self, content, **kwargs) -> None:
         if content.get("type") == "ping":
             await self.send_json({"type": "pong"})

@@ -4,16 +4,21 @@ Group names come from ``group_name`` only. Messages go straight to Redis with th
 layer's own serializer and channel naming (RedisPubSubChannelLayer: one PUBLISH per group
 message): calling the layer through ``async_to_sync`` from sync code would spin up an event
 loop and a new Redis connection for every event.
+
+Each message travels as the JSON text its sockets will send (``frame``), encoded once here
+rather than once per socket by every consumer of the group (``GroupConsumer.forward``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from functools import cache
 
 import redis
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
 log = logging.getLogger(__name__)
@@ -24,6 +29,11 @@ _PREFIX = "asgi"  # RedisPubSubLoopLayer's default prefix
 def group_name(kind: str, key: int | str) -> str:
     """The one naming rule for groups: ``run.42``, ``inbox.7`` (tenant id)."""
     return f"{kind}.{key}"
+
+
+def redis_channel(group: str) -> str:
+    """The Redis channel RedisPubSubChannelLayer uses for ``group``."""
+    return f"{_PREFIX}__group__{group}"
 
 
 @cache
@@ -38,9 +48,14 @@ def publish(group: str, message: dict) -> None:
     here is logged, never raised into the business transaction that caused it."""
     layer = get_channel_layer()
     try:
-        _client().publish(f"{_PREFIX}__group__{group}", layer.serialize(message))
+        _client().publish(redis_channel(group), layer.serialize(frame(message)))
     except redis.RedisError as exc:
         log.warning("live event to %s not sent: %s", group, exc)
+
+
+def frame(message: dict) -> dict:
+    """The channel-layer message for ``message``: its handler type and its JSON, encoded once."""
+    return {"type": message["type"], "text": json.dumps(message, cls=DjangoJSONEncoder)}
 
 
 def publish_on_commit(group: str, message: dict) -> None:
@@ -55,7 +70,7 @@ class GroupListener:
 
     def __init__(self, group: str) -> None:
         self._pubsub = _client().pubsub(ignore_subscribe_messages=True)
-        self._pubsub.subscribe(f"{_PREFIX}__group__{group}")
+        self._pubsub.subscribe(redis_channel(group))
 
     def wait(self, timeout: float) -> bool:
         """True when an event arrived within ``timeout`` seconds."""

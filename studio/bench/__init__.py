@@ -20,6 +20,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -326,3 +328,48 @@ def throwaway_tenant(prefix: str = "bench") -> Iterator[Any]:
         # Runs first: a run protects the version it ran, which the flow's cascade would reach first.
         Run.objects.filter(tenant=tenant).delete()
         Tenant.objects.filter(pk=tenant.pk).delete()
+
+
+class WebServer:
+    """uvicorn serving the studio on a free port, as ``up`` runs it, for the length of a benchmark."""
+
+    def __init__(self, say: Say) -> None:
+        from studio.embedded import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.say = say
+        self.log = Path(tempfile.mkstemp(prefix="afs-bench-web-", suffix=".log")[1])
+
+    def __enter__(self) -> WebServer:
+        argv = [sys.executable, "-m", "uvicorn", "studio.asgi:application", "--host", "127.0.0.1",
+                "--port", str(self.port), "--lifespan", "off", "--log-level", "warning"]  # fmt: skip
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen(argv, cwd=settings.BASE_DIR, env=dict(os.environ), stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(
+                    f"the web server exited with {self.proc.returncode}: {self.log.read_text()[-500:]}"
+                )
+            try:
+                urllib.request.urlopen(self.url + "/healthz", timeout=2)
+                break
+            except urllib.error.HTTPError:
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise BenchError("the web server did not answer within 60 s")
+        self.say(f"web server (uvicorn) at {self.url}")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.unlink(missing_ok=True)

@@ -4,7 +4,10 @@
     the worker (as a step sends its successor): the baselines, measured in this run;
 (b) a 200-node chain (trigger → 198 → output), all inline steps, then all worker steps;
 (c) a 1→200 fan-out of worker steps joined by one inline step;
-(d) three-node inline runs started from 16 client threads at once for a few seconds.
+(d) three-node inline runs started from 16 client threads at once for a few seconds;
+(e) a small flow with one worker step (trigger → scripted LLM → output) through the HTTP API of a
+    uvicorn server, ``POST …/runs/?wait=``: latency one request at a time, and runs/s from 16
+    clients, next to Langflow's run API (constants from BENCHMARKS.md: not installed here).
 
 The big flows run once to warm the workers' caches, then ``repeats`` times with the Celery
 round trips taken in between, so both sides see the same moment of a shared machine.
@@ -14,7 +17,9 @@ LangGraph is not installed here: its figures are constants measured on these mac
 
 from __future__ import annotations
 
+import http.client
 import itertools
+import json
 import os
 import statistics
 import sys
@@ -41,6 +46,7 @@ from studio.bench import (
     Row,
     Say,
     Target,
+    WebServer,
     celery_workers,
     other_consumers,
     percentile,
@@ -49,6 +55,8 @@ from studio.bench import (
 
 # BENCHMARKS.md, measured on these machines: LangGraph 1.2 with its PostgreSQL checkpointer, and
 # bare Celery (Redis broker, prefork -c 2) as it was then, for comparing this machine today.
+LANGFLOW_API_P95_MS = 50.0  # 2-node flow through Langflow's run API, sequential
+LANGFLOW_API_RUNS_PER_S = 17.9  # the same at 16 clients
 LANGGRAPH_STEP_MS = 1.60
 LANGGRAPH_RUNS_PER_S = 154.0
 REFERENCE_CELERY_P50_MS = 1.57
@@ -59,6 +67,7 @@ WORKER_STEP_TARGET = Target("<=", 2.0)  # a worker step: ≤ 2 times the bare ro
 INLINE_STEP_TARGET = Target("<=", 1.0)  # an inline step: ≤ LangGraph's durable step
 # three-node runs: ≥ 1.6 times LangGraph's, and ≥ 250 runs/s on 2 cores
 SMALL_RUNS_TARGETS = (Target(">=", 1.6), Target(">=", 250.0, on="value", unit="runs/s"))
+API_P95_TARGET = Target("<=", 15.0, on="value", unit="ms")  # small flow through our API, worker included
 
 RUN_TIMEOUT_S = 300.0
 DEEP_RECURSION_LIMIT = 10_000
@@ -73,10 +82,15 @@ class Sizes:
     repeats: int  # measured runs of each big flow, after one warm-up run
     clients: int  # threads starting small runs
     small_runs_s: float  # how long they keep starting them
+    api_requests: int  # sequential API runs (e)
 
 
-FULL = Sizes(pings=600, burst=2000, chain=200, fanout=200, repeats=3, clients=16, small_runs_s=5.0)
-QUICK = Sizes(pings=60, burst=200, chain=40, fanout=40, repeats=1, clients=16, small_runs_s=1.5)
+FULL = Sizes(
+    pings=600, burst=2000, chain=200, fanout=200, repeats=3, clients=16, small_runs_s=5.0, api_requests=300
+)
+QUICK = Sizes(
+    pings=60, burst=200, chain=40, fanout=40, repeats=1, clients=16, small_runs_s=1.5, api_requests=40
+)
 
 
 # -- graphs --------------------------------------------------------------------------------------
@@ -116,6 +130,12 @@ def fanout_graph(width: int) -> dict:
     nodes = [trigger(), *(scripted_llm(b) for b in branches), join, node("output", "output")]
     edges = [edge("trigger", b) for b in branches] + [edge(b, "join") for b in branches]
     return graph(nodes, [*edges, edge("join", "output")])
+
+
+def api_graph() -> dict:
+    """The API's small flow: trigger → one scripted model step (a worker step) → output."""
+    nodes = [trigger(), scripted_llm("ask", prompt="{{ input.n }}"), node("output", "output")]
+    return graph(nodes, [edge("trigger", "ask"), edge("ask", "output")])
 
 
 def small_graph() -> dict:
@@ -303,8 +323,12 @@ class EngineBench:
         say(f"(d) three-node runs from {sizes.clients} clients for {sizes.small_runs_s:g} s")
         small = self.small_runs(flows["small"])
 
+        say(f"(e) the HTTP API: {sizes.api_requests} runs one at a time, then {sizes.clients} clients")
+        api = self.api_runs(self.publish("bench API flow", api_graph()))
+
         self.tally()
         self.rows(pings=pings, io_pings=io_pings, hops=hops, per_s=per_s, walls=walls, small=small)
+        self.api_rows(api)
 
     def small_runs(self, flow: Flow) -> dict[str, float] | None:
         sizes = self.sizes
@@ -362,6 +386,65 @@ class EngineBench:
             "p50": percentile(latencies, 50),
             "p95": percentile(latencies, 95),
         }
+
+    def api_runs(self, flow: Flow) -> dict[str, float] | None:
+        """``POST /api/v1/flows/<id>/runs/?wait=10`` on a uvicorn server, over kept-alive connections:
+        sequential latencies, then runs/s from ``clients`` threads for ``small_runs_s``."""
+        from studio.tenants.roles import Role
+        from studio.tenants.services import api_key_create
+
+        sizes = self.sizes
+        key = api_key_create(tenant=self.tenant, name="bench", role=Role.BUILDER).raw_key
+        path = f"/api/v1/flows/{flow.pk}/runs/?wait=10"
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        errors: list[str] = []
+
+        def post(conn: http.client.HTTPConnection, n: int) -> float:
+            started = time.perf_counter()
+            conn.request("POST", path, body=json.dumps({"inputs": {"n": n}}), headers=headers)
+            response = conn.getresponse()
+            body = response.read()
+            elapsed = (time.perf_counter() - started) * 1000
+            if response.status != 200 or json.loads(body).get("status") != RunStatus.SUCCEEDED:
+                errors.append(f"{response.status} {body[:200]!r}")
+            return elapsed
+
+        with WebServer(self.say) as web:
+            host, port = "127.0.0.1", web.port
+            conn = http.client.HTTPConnection(host, port, timeout=30)
+            for n in range(10):  # warm the server's connection pool and caches
+                post(conn, n)
+            latencies = [post(conn, n) for n in range(sizes.api_requests)]
+            conn.close()
+            stop = time.perf_counter() + sizes.small_runs_s
+
+            def client(index: int) -> int:
+                mine, done = http.client.HTTPConnection(host, port, timeout=30), 0
+                while time.perf_counter() < stop:
+                    post(mine, index)
+                    done += 1
+                mine.close()
+                return done
+
+            started = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=sizes.clients) as pool:
+                done = sum(pool.map(client, range(sizes.clients)))
+            elapsed = time.perf_counter() - started
+        if errors:
+            self.report.fail(f"API runs: {len(errors)} did not succeed, first: {errors[0]}", len(errors))
+        return {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95), "per_s": done / elapsed}
+
+    def api_rows(self, api: dict[str, float]) -> None:
+        add = self.report.add
+        add(Row("api_wait_p50_ms", "API run with ?wait, one worker step: P50", api["p50"], "ms"))
+        add(Row("api_wait_p95_ms", "API run with ?wait, one worker step: P95", api["p95"], "ms",
+                LANGFLOW_API_P95_MS, f"{LANGFLOW_API_P95_MS:.0f} ms Langflow*", (API_P95_TARGET,)))  # fmt: skip
+        add(Row("api_runs_per_s", f"API runs with ?wait, {self.sizes.clients} clients", api["per_s"], "runs/s",
+                LANGFLOW_API_RUNS_PER_S, f"{LANGFLOW_API_RUNS_PER_S} runs/s Langflow*"))  # fmt: skip
+        self.report.notes.append(
+            f"* Langflow is not installed here either: {LANGFLOW_API_P95_MS:.0f} ms P95 and "
+            f"{LANGFLOW_API_RUNS_PER_S} runs/s for a 2-node flow through its run API are from BENCHMARKS.md"
+        )
 
     def tally(self) -> None:
         """Every run this benchmark made, from the database: all of them must have succeeded."""

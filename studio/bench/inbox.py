@@ -3,8 +3,10 @@
 On one harness, in one command: an ASGI server (uvicorn, as ``up`` runs it) with N reviewer
 websockets connected through ws/inbox/ (session cookies, origin checked), and Celery workers.
 
-(a) raw Channels fan-out, the baseline: events published straight to the inbox group through
-    the channel layer at the given rate, timed from publish to each socket;
+(a) raw Channels fan-out, the baseline: plain messages sent to the inbox group as the channel
+    layer's ``group_send`` sends them (one PUBLISH of the serialized dict; the sync caller skips
+    ``async_to_sync``'s event loop), each consumer encoding its own JSON with ``send_json``, at
+    the given rate, timed from publish to each socket;
 (b) the inbox: runs started at the same rate, each reaching an approval node on a worker, which
     creates a ReviewTask and publishes ``created`` after commit; timed from the review's creation
     (``ReviewTask.created_at``, before its commit) to each socket.
@@ -19,20 +21,25 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import urllib.request
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from django.conf import settings
 
-from studio.bench import BenchError, Report, Row, Say, Target, celery_workers, percentile, throwaway_tenant
+from studio.bench import (
+    BenchError,
+    Report,
+    Row,
+    Say,
+    Target,
+    WebServer,
+    celery_workers,
+    percentile,
+    throwaway_tenant,
+)
 
 RUN_TIMEOUT_S = 120.0
 
@@ -158,49 +165,6 @@ def _sessions(users) -> list[str]:
     return cookies
 
 
-class WebServer:
-    def __init__(self, say: Say) -> None:
-        from studio.embedded import free_port
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.say = say
-        self.log = Path(tempfile.mkstemp(prefix="afs-bench-web-", suffix=".log")[1])
-
-    def __enter__(self) -> WebServer:
-        argv = [sys.executable, "-m", "uvicorn", "studio.asgi:application", "--host", "127.0.0.1",
-                "--port", str(self.port), "--lifespan", "off", "--log-level", "warning"]  # fmt: skip
-        with open(self.log, "w") as log:
-            self.proc = subprocess.Popen(argv, cwd=settings.BASE_DIR, env=dict(os.environ), stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # fmt: skip
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise BenchError(
-                    f"the web server exited with {self.proc.returncode}: {self.log.read_text()[-500:]}"
-                )
-            try:
-                urllib.request.urlopen(self.url + "/healthz", timeout=2)
-                break
-            except urllib.error.HTTPError:
-                break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            raise BenchError("the web server did not answer within 60 s")
-        self.say(f"web server (uvicorn) at {self.url}")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.unlink(missing_ok=True)
-
-
 def _paced(count: int, rate: float, action) -> None:
     started = time.monotonic()
     for index in range(count):
@@ -211,11 +175,12 @@ def _paced(count: int, rate: float, action) -> None:
 
 
 def run(*, quick: bool, say: Say) -> Report:
+    from channels.layers import get_channel_layer
     from django.contrib.auth import get_user_model
 
     from flows import services as flow_services
     from studio.inbox.models import ReviewTask
-    from studio.realtime import group_name, publish
+    from studio.realtime import _client, group_name, redis_channel
     from studio.tenants.models import Membership
     from studio.tenants.roles import Role
 
@@ -245,11 +210,12 @@ def run(*, quick: bool, say: Say) -> Report:
             clients.wait_connected()
             if clients.closed:
                 report.fail(f"{clients.closed} of {sizes.sockets} websockets closed while connecting")
-            group = group_name("inbox", tenant.pk)
+            channel, layer = redis_channel(group_name("inbox", tenant.pk)), get_channel_layer()
             runs = []
 
             def raw(index: int) -> None:
-                publish(group, {"type": "review.event", "event": "raw", "seq": index, "sent": time.time()})
+                message = {"type": "review.event", "event": "raw", "seq": index, "sent": time.time()}
+                _client().publish(channel, layer.serialize(message))
 
             def review(index: int) -> None:
                 run, _ = flow_services.run_request(

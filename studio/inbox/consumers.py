@@ -57,5 +57,4 @@ class InboxConsumer(GroupConsumer):
         # Joined first, then told to catch up: nothing falls between the API read and the events.
         await self.send_json({"type": "inbox.ready", "tenant": tenant_id})
 
-    async def review_event(self, event: dict) -> None:
-        await self.send_json(event)
+    review_event = GroupConsumer.forward
