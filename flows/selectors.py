@@ -29,7 +29,8 @@ def version_get(*, flow: Flow, number: int) -> FlowVersion:
 
 
 def version_latest(*, flow: Flow) -> FlowVersion | None:
-    return flow.versions.order_by("-number").first()
+    """The latest published version, without its graph (the engine compiles it once per process)."""
+    return flow.versions.defer("graph").order_by("-number").first()
 
 
 def version_graph_resolver(*, tenant: Tenant):
@@ -72,23 +73,28 @@ def flow_by_webhook_token(*, token: str) -> Flow:
 
 
 def run_wait(*, run: Run, timeout_s: float) -> bool:
-    """Block until the run ends or ``timeout_s`` passes (woken by the run's live events);
-    True when it ended."""
+    """Block until the run ends or ``timeout_s`` passes; True when it ended. ``run`` as its
+    caller last saw it (a small flow often ended inline, before anyone waits). Woken by the
+    run's live events, which say its status; the database is asked once after subscribing, and
+    again whenever no event came for a second (in case one was dropped)."""
     import time
 
     from flows.models import RUN_FINISHED
     from studio.realtime import GroupListener, group_name
 
-    if Run.objects.filter(pk=run.pk, status__in=RUN_FINISHED).exists():
-        return True  # the common case for small flows: finished inline before the answer
+    if run.status in RUN_FINISHED:
+        return True
     deadline = time.monotonic() + timeout_s
     with GroupListener(group_name("run", run.pk)) as listener:
+        event: dict | None = None
         while True:
-            status = Run.objects.filter(pk=run.pk).values_list("status", flat=True).first()
+            if event is None:
+                status = Run.objects.filter(pk=run.pk).values_list("status", flat=True).first()
+            else:
+                status = (event.get("run") or {}).get("status")
             if status in RUN_FINISHED:
                 return True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            # Wake on the next event, and look anyway every second in case one was dropped.
-            listener.wait(min(remaining, 1.0))
+            event = listener.next_event(min(remaining, 1.0))

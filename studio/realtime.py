@@ -65,19 +65,23 @@ def publish_on_commit(group: str, message: dict) -> None:
 class GroupListener:
     """A blocking listener on one group's events, for sync code that waits (``?wait=`` calls).
 
-    Subscribe *before* checking the state you wait for, then ``wait()`` for the next event:
+    Subscribe *before* checking the state you wait for, then ask for the ``next_event()``:
     nothing that happens in between is missed."""
 
     def __init__(self, group: str) -> None:
         self._pubsub = _client().pubsub(ignore_subscribe_messages=True)
         self._pubsub.subscribe(redis_channel(group))
 
-    def wait(self, timeout: float) -> bool:
-        """True when an event arrived within ``timeout`` seconds."""
+    def next_event(self, timeout: float) -> dict | None:
+        """The next event within ``timeout`` seconds (what its sockets receive), or None."""
         try:
-            return self._pubsub.get_message(timeout=max(0.0, timeout)) is not None
+            message = self._pubsub.get_message(timeout=max(0.0, timeout))
         except redis.RedisError:
-            return False
+            return None
+        if message is None:
+            return None
+        sent = get_channel_layer().deserialize(message["data"])
+        return json.loads(sent["text"]) if "text" in sent else sent
 
     def close(self) -> None:
         self._pubsub.close()
