@@ -385,7 +385,7 @@ def start_run_response(*, flow, actor, trigger: str, inputs, version, idempotenc
         return error_response(exc.status, str(exc), code=code, details=exc.details)
     if wait:
         selectors.run_wait(run=run, timeout_s=wait)
-    run.refresh_from_db()
+    run = selectors.run_get(tenant=flow.tenant, pk=run.pk)  # as it stands now
     done = run.status in RUN_FINISHED
     return Response(run_payload(run), status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED)
 

@@ -15,10 +15,16 @@ def run_snapshot_for(user, run_id: int) -> dict | None:
     """The run as it stands, if ``user`` may see it (a member of its tenant whose role reads runs)."""
     from flows.api import run_payload
     from flows.models import Run
+    from flows.selectors import RUN_DOCUMENTS
     from studio.tenants.models import Membership
     from studio.tenants.roles import role_can
 
-    run = Run.objects.select_related("flow", "version", "tenant").filter(pk=run_id).first()
+    run = (
+        Run.objects.select_related("flow", "version", "tenant")
+        .defer(*RUN_DOCUMENTS)
+        .filter(pk=run_id)
+        .first()
+    )
     if run is None:
         return None
     membership = Membership.objects.filter(user=user, tenant_id=run.tenant_id).first()

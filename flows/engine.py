@@ -623,8 +623,12 @@ _LOCK_RUN_SQL = _RUN_CONTEXT_SQL + " FOR UPDATE OF r"
 _RELOCK_RUN_SQL = f"SELECT {_RUN_MOVING.sql} FROM {_RUN_MOVING.table} WHERE r.id = %s FOR UPDATE"
 _STEPS_SQL = f"SELECT {_STEP.sql} FROM {_STEP.table} WHERE s.run_id = %s AND s.node_id = ANY(%s)"
 # queued → running with a fresh lease, unless it is an early duplicate of a delayed retry (its
-# own message will come); the run's status comes back with the step.
+# own message will come); the run's status comes back with the step. The claim's commit does not
+# wait for its WAL flush (one query string, its own transaction): were PostgreSQL to crash before
+# the flush, the step would be queued again and re-run under the same idempotency key, as after
+# a lost worker; and the step's finish, which does wait, flushes the claim before it.
 _CLAIM_SQL = f"""
+    SET LOCAL synchronous_commit = off;
     UPDATE {_STEP.table} SET status = %(running)s, lease_token = %(token)s, started_at = %(now)s,
         attempt = s.attempt + 1, retry_at = NULL,
         lease_expires_at = %(now)s + make_interval(secs => s.timeout_s + %(margin)s)
@@ -707,6 +711,7 @@ def step_claim(step_id: int) -> tuple[StepRun, str] | None:
     }  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(_CLAIM_SQL, params)
+        cursor.nextset()  # past the SET
         row = cursor.fetchone()
     if row is None:
         return None

@@ -56,10 +56,14 @@ def run_list(*, flow: Flow, status: str | None = None) -> QuerySet[Run]:
     return runs.order_by("-created_at")
 
 
+# Graph documents (a test run's copy, the flow's draft, the version's graph) can be large and
+# no run payload shows them: reading a run leaves them out.
+RUN_DOCUMENTS = ("draft_graph", "flow__draft", "version__graph")
+
+
 def run_get(*, tenant: Tenant, pk: int) -> Run:
-    return get_object_or_404(
-        Run.objects.for_tenant(tenant).select_related("flow", "version", "tenant"), pk=pk
-    )
+    runs = Run.objects.for_tenant(tenant).select_related("flow", "version", "tenant").defer(*RUN_DOCUMENTS)
+    return get_object_or_404(runs, pk=pk)
 
 
 def run_steps(*, run: Run) -> QuerySet[StepRun]:
