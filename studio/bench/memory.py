@@ -12,6 +12,16 @@ search API in process (DRF, API-key auth, JSON); recall@10 of each against an ex
 which plan PostgreSQL chose; and the same after purging 30 % of the largest tenant through the
 max-items eviction.
 
+Next to the search API, its floor: the same POST (URL shape, JSON body with the vector and k,
+Bearer API key, ``APIClient``) to ``memory_urls.SearchFloorApi``, a subclass of the search view
+whose ``post`` parses the body and returns ``{"results": []}``, so it goes through the same
+middleware, URL resolution, API-key authentication, tenant permission, parser and renderer but
+does no validation and no search. It is routed by a bench-only URLconf (``memory_urls``, made
+``ROOT_URLCONF`` for the run), never by the product's. The API's P95 minus the floor's is printed
+next to raw SQL's P95: what the search view adds above Django and DRF. With a sub-millisecond
+query the floor alone is about as long as the query, so "API P95 <= 2x raw SQL" cannot be met
+there by any view on Django and DRF; the figures show it in the same run.
+
 Raw SQL is ``selectors.search_statement`` given the tenant and namespace ids: the SET LOCALs
 and the search sent as one query string, one round trip, which PostgreSQL runs as its own
 transaction. ``memory_search`` sends the same string plus its check that the namespace id it
@@ -19,11 +29,11 @@ remembers still names the tenant's namespace (a one-time filter; the plan is the
 2026-11-25 both sides ran BEGIN / SET LOCAL / search / COMMIT, four round trips, and the
 service looked its namespace up first.
 
-For each query raw SQL (relaxed and strict order), ``memory_search`` and the API run back to
-back, taking turns at going first, so all see the same moments; the forced HNSW variants run in
-a second pass, because such a scan slows the query after it by about a millisecond (until
-2026-11-25 they ran between raw SQL and ``memory_search``, and that millisecond was counted
-against the service).
+For each query raw SQL (relaxed and strict order), ``memory_search``, the API and its floor run
+back to back, taking turns at going first, so all see the same moments; the forced HNSW
+variants run in a second pass, because such a scan slows the query after it by about a
+millisecond (until 2026-11-25 they ran between raw SQL and ``memory_search``, and that
+millisecond was counted against the service).
 """
 
 from __future__ import annotations
@@ -36,8 +46,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
+from django.test.utils import override_settings
+from django.urls import resolve
 
-from studio.bench import Report, Row, Say, Target, percentile
+from studio.bench import BenchError, Report, Row, Say, Target, percentile
 from studio.memory import retention, selectors
 from studio.memory.models import DEFAULT_DIMS, MemoryNamespace, hnsw_index_name, hnsw_index_sql
 from studio.memory.selectors import search_execute, search_sql, search_statement, vector_literal
@@ -53,6 +65,9 @@ NAMESPACE = "bench"
 P95_TARGET = Target("<=", 2.0)  # our search: P95 at most 2x raw SQL on the same data
 RECALL_TARGET = Target(">=", 0.95, on="value", unit="")
 PURGE_SHARE = 0.30
+FLOOR_URLCONF = "studio.bench.memory_urls"  # the project's URLs plus the no-op search view
+SEARCH_URL = f"/api/v1/memory/{NAMESPACE}/search/"
+FLOOR_URL = f"/api/v1/memory/{NAMESPACE}/search-floor/"
 
 
 @dataclass(frozen=True)
@@ -249,11 +264,10 @@ class MemoryBench:
         tenant, ns = self.tenants[tenant_index], self.namespaces[tenant_index]
         queries = random_unit_vectors(self.sizes.queries, DIMS, seed=seed)
         queries = [q.tolist() if hasattr(q, "tolist") else q for q in queries]
-        ways = ("raw", "strict", "service", "api", "hnsw", "hnsw_strict", "hnsw_off")
+        ways = ("raw", "strict", "service", "api", "floor", "hnsw", "hnsw_strict", "hnsw_off")
         times: dict[str, list[float]] = {way: [] for way in ways}
         recall: dict[str, list[float]] = {way: [] for way in ways}
         returned: list[int] = []  # results per query from HNSW without iterative scans
-        url = f"/api/v1/memory/{NAMESPACE}/search/"
 
         def found(way: str, vector: list[float]) -> tuple[float, set[int] | None]:
             """One timed query of a compared way; the ids it found (None: the API failed)."""
@@ -265,14 +279,18 @@ class MemoryBench:
                 ms, hits = _timed(lambda: selectors.memory_search(tenant=tenant, namespace=NAMESPACE,
                                                                   vector=vector, k=K))  # fmt: skip
                 return ms, {h.id for h in hits}
+            url = FLOOR_URL if way == "floor" else SEARCH_URL  # the same POST, the no-op view or the search
             ms, response = _timed(lambda: client.post(url, {"vector": vector, "k": K}, format="json"))
             if response.status_code != 200:
-                self.report.fail(f"{label}: API answered {response.status_code}: {response.content[:300]!r}")
+                what = "API floor" if way == "floor" else "API"
+                self.report.fail(
+                    f"{label}: {what} answered {response.status_code}: {response.content[:300]!r}"
+                )
                 return ms, None
             self.report.runs += 1
             return ms, {r["id"] for r in response.json()["results"]}
 
-        compared = ("raw", "strict", "service", "api")
+        compared = ("raw", "strict", "service", "api", "floor")
         for vector in queries[:5]:  # warm caches and the plan
             for way in compared:
                 found(way, vector)
@@ -289,7 +307,8 @@ class MemoryBench:
                 ms, ids = found(way, vector)
                 if ids is not None:
                     times[way].append(ms)
-                    recall[way].append(len(truth & ids) / max(1, min(K, len(truth))))
+                    if way != "floor":  # the floor finds nothing by design
+                        recall[way].append(len(truth & ids) / max(1, min(K, len(truth))))
         for vector, truth in zip(queries, truths, strict=True):
             for way, mode in (("hnsw", ""), ("hnsw_strict", "strict_order"), ("hnsw_off", "off")):
                 ms, ids = _timed(lambda v=vector, m=mode: self.raw(tenant.pk, ns.pk, v, m, force_hnsw=True))
@@ -347,6 +366,16 @@ class MemoryBench:
                     raw_p95, f"{raw_p95:.2f} ms raw SQL", (P95_TARGET,)))  # fmt: skip
             add(Row(f"{key}_api_recall", f"{label}: search API recall@10", _mean(recall["api"]), "",
                     targets=(RECALL_TARGET,)))  # fmt: skip
+        if times["floor"]:
+            floor_p95 = percentile(times["floor"], 95)
+            add(Row(f"{key}_floor_p50_ms", f"{label}: API floor (no-op view, same auth and body) P50",
+                    percentile(times["floor"], 50), "ms"))  # fmt: skip
+            add(Row(f"{key}_floor_p95_ms", f"{label}: API floor (no-op view, same auth and body) P95", floor_p95,
+                    "ms", raw_p95, f"{raw_p95:.2f} ms raw SQL"))  # fmt: skip
+            if times["api"]:  # what the search view adds above Django+DRF, next to the query alone
+                above = percentile(times["api"], 95) - floor_p95
+                add(Row(f"{key}_api_above_floor_p95_ms", f"{label}: search API above the floor P95 (API - floor)",
+                        above, "ms", raw_p95, f"{raw_p95:.2f} ms raw SQL"))  # fmt: skip
 
     def purge_largest(self) -> tuple[int, float]:
         ns = self.namespaces[-1]
@@ -365,10 +394,17 @@ class MemoryBench:
     def run(self) -> Report:
         from rest_framework.test import APIClient
 
+        from studio.memory import api
         from studio.tenants.services import api_key_create
 
         say, sizes, add = self.say, self.sizes, self.report.add
-        with self.scratch():
+        # The bench URLconf for the whole run (switching per request would rebuild the resolver each
+        # time); override_settings clears the URL caches on the way in and out.
+        with self.scratch(), override_settings(ROOT_URLCONF=FLOOR_URLCONF):
+            if resolve(SEARCH_URL).func.view_class is not api.SearchApi or not issubclass(
+                resolve(FLOOR_URL).func.view_class, api.SearchApi
+            ):
+                raise BenchError(f"{FLOOR_URLCONF} does not route the search and its floor as expected")
             say(f"loading {sizes.items:,} items x {DIMS} dims over {sizes.tenants} tenants (COPY)")
             tenant_items, load_s = self.load()
             add(Row("load_items_per_s", f"COPY of {sizes.items:,} items", sizes.items / load_s, "items/s"))
@@ -408,9 +444,19 @@ class MemoryBench:
                 self.measure(label, key, index, client, seed=2000 + index)
         self.report.notes.append(
             "raw SQL = memory_search's query string (SET LOCALs + search, one round trip) with the tenant and "
-            "namespace ids given, less its namespace check; raw, service and API take turns going first; "
+            "namespace ids given, less its namespace check; raw, service, API and API floor take turns going first; "
             "memory_search and the API get the same precomputed query vectors (embedding not measured); "
             "recall@10 is against an exact scan of the tenant's rows"
+        )
+        self.report.notes.append(
+            "API floor = the same POST (URL shape, JSON body with the 384-number vector and k, Bearer API key, "
+            "APIClient) to a no-op subclass of the search view (bench-only URLconf): same middleware, URL "
+            "resolution, API-key authentication, tenant permission, parser and renderer, body parsed, then "
+            '{"results": []}; no validation, no search. It takes its turn in the same interleaved loop. '
+            "Every search API request costs a floor plus a query: where the floor is about as long as the raw "
+            "query, the API is at about 2x raw SQL before the search view does any work of its own. "
+            "'above the floor' = search API P95 - floor P95 (a difference of percentiles, not a per-query "
+            "percentile), next to raw SQL P95"
         )
         return self.report
 

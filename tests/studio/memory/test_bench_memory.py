@@ -10,7 +10,8 @@ from tests.conftest import run_bench
 
 PHASES = ["largest", "smallest", "after_purge_largest", "after_purge_smallest"]
 PER_PHASE = ["raw_p50_ms", "raw_p95_ms", "raw_recall", "service_p95_ms", "service_recall", "api_p95_ms",
-             "api_recall", "hnsw_p95_ms", "hnsw_recall", "hnsw_off_results"]  # fmt: skip
+             "api_recall", "hnsw_p95_ms", "hnsw_recall", "hnsw_off_results", "floor_p50_ms", "floor_p95_ms",
+             "api_above_floor_p95_ms"]  # fmt: skip
 
 
 @pytest.mark.django_db(transaction=True)

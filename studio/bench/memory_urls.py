@@ -1,0 +1,44 @@
+"""Bench-only URLconf for ``bench memory``: the project's URLs plus a no-op twin of the search view.
+
+``bench memory`` switches to it with ``override_settings(ROOT_URLCONF=...)`` for its run (which
+clears the URL caches both ways); the product's URLs never contain the no-op view. The ``api/v1/``
+include is rebuilt with the same patterns in the same order and the no-op path appended after
+them, so the search URL resolves exactly as in ``studio.urls`` and the no-op URL resolves through
+the same patterns first (the search pattern included) before its own.
+"""
+
+from __future__ import annotations
+
+from django.urls import URLResolver, include, path
+from rest_framework.exceptions import ParseError
+from rest_framework.response import Response
+
+from studio import urls as project
+from studio.memory.api import SearchApi
+
+FLOOR_PATH = "memory/<str:namespace>/search-floor/"
+
+
+class SearchFloorApi(SearchApi):
+    """The search view without the search: its authentication (API key), permission
+    (``IsTenantMember`` with ``memory.read``), parser (orjson) and renderer, inherited; the body
+    is parsed, then ``{"results": []}``. No validation, no query, nothing to serialise."""
+
+    def post(self, request, namespace: str):
+        if not isinstance(request.data, dict):  # parsed as the search view's body is
+            raise ParseError("expected a JSON object")
+        return Response({"results": []})
+
+
+def _api_v1_with_floor(resolver: URLResolver) -> URLResolver:
+    patterns = [
+        *resolver.url_patterns,
+        path(FLOOR_PATH, SearchFloorApi.as_view(), name="memory_search_floor"),
+    ]
+    return path(str(resolver.pattern), include((patterns, resolver.app_name), namespace=resolver.namespace))
+
+
+urlpatterns = [
+    _api_v1_with_floor(p) if isinstance(p, URLResolver) and str(p.pattern) == "api/v1/" else p
+    for p in project.urlpatterns
+]
