@@ -10,7 +10,7 @@ from flows.models import Run, RunStatus
 from tests.factories import make_tenant
 from tests.flows.helpers import edge, graph, node, published_flow, start, wait_run
 
-ITEMS = 60
+ITEMS = 90
 
 
 def sessions_opened() -> int:
@@ -24,7 +24,7 @@ def sessions_opened() -> int:
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("celery_worker")
 def test_prefork_and_thread_workers_do_not_reconnect_for_every_task():
-    # A map of 60 children: the map step and 60 "child finished" tasks run on the prefork
+    # A map of 90 children: the map step and 90 "child finished" tasks run on the prefork
     # worker, the children's steps on the thread pool. Reconnecting per task (what Celery's
     # Django fix-up does unless told otherwise) would open at least one session per task.
     tenant = make_tenant("Steady")
