@@ -14,15 +14,20 @@ from tests.flows.helpers import edge, graph, node, published_flow, scripted_llm,
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
 
 
+def hundred_token_flow(tenant):
+    """trigger → a model step that reports 60 + 40 tokens → output."""
+    answer = {"text": "ok", "tokens_in": 60, "tokens_out": 40}
+    return published_flow(tenant, graph(
+        [node("trigger", "trigger"), scripted_llm("ask", script={"responses": [answer]}), node("o", "output")],
+        [edge("trigger", "ask"), edge("ask", "o")],
+    ))  # fmt: skip
+
+
 def test_spending_is_counted_and_a_spent_budget_refuses_new_runs_with_429():
     tenant = make_tenant("Frugal")
     tenant.settings = {"budget": {"monthly_tokens": 150}}
     tenant.save()
-    answer = {"text": "ok", "tokens_in": 60, "tokens_out": 40}
-    flow = published_flow(tenant, graph(
-        [node("trigger", "trigger"), scripted_llm("ask", script={"responses": [answer]}), node("o", "output")],
-        [edge("trigger", "ask"), edge("ask", "o")],
-    ))  # fmt: skip
+    flow = hundred_token_flow(tenant)
     assert wait_run(start(flow)).status == RunStatus.SUCCEEDED
     assert month_spend(tenant.pk)[1] == 100
     assert wait_run(start(flow)).status == RunStatus.SUCCEEDED  # 100 < 150: still allowed
@@ -53,11 +58,7 @@ def test_a_model_step_stops_when_the_budget_runs_out_mid_run():
 
 def test_a_counter_lost_from_redis_is_rebuilt_from_the_steps_in_the_database():
     tenant = make_tenant("Forgetful")
-    answer = {"text": "ok", "tokens_in": 60, "tokens_out": 40}
-    flow = published_flow(tenant, graph(
-        [node("trigger", "trigger"), scripted_llm("ask", script={"responses": [answer]}), node("o", "output")],
-        [edge("trigger", "ask"), edge("ask", "o")],
-    ))  # fmt: skip
+    flow = hundred_token_flow(tenant)
     assert wait_run(start(flow)).status == RunStatus.SUCCEEDED
     assert month_spend(tenant.pk)[1] == 100
     _redis().delete(_key(tenant.pk))  # Redis flushed, or a new month began
