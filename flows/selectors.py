@@ -49,16 +49,16 @@ def version_graph_resolver(*, tenant: Tenant):
     return resolve
 
 
-def run_list(*, flow: Flow, status: str | None = None) -> QuerySet[Run]:
-    runs = flow.runs.filter(parent_step__isnull=True).select_related("version")
-    if status:
-        runs = runs.filter(status=status)
-    return runs.order_by("-created_at")
-
-
 # Graph documents (a test run's copy, the flow's draft, the version's graph) can be large and
 # no run payload shows them: reading a run leaves them out.
 RUN_DOCUMENTS = ("draft_graph", "flow__draft", "version__graph")
+
+
+def run_list(*, flow: Flow, status: str | None = None) -> QuerySet[Run]:
+    runs = flow.runs.filter(parent_step__isnull=True).select_related("version").defer("draft_graph", "version__graph")
+    if status:
+        runs = runs.filter(status=status)
+    return runs.order_by("-created_at")
 
 
 def run_get(*, tenant: Tenant, pk: int) -> Run:

@@ -277,3 +277,34 @@ class TestRuns:
         assert repeat.json()["id"] == signed.json()["id"]
         assert Run.objects.get(pk=signed.json()["id"]).trigger == "webhook"
         assert anonymous.post("/api/v1/hooks/not-a-token/", {}, format="json").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("celery_worker")
+def test_run_payloads_are_what_the_documented_schema_says(trio):
+    """run_payload is built by hand for speed; RunOutput and StepOutput document it: the same output."""
+    from flows.api import RunOutput, StepOutput, run_payload
+    from flows.selectors import run_get
+    from tests.flows.helpers import published_flow, start, wait_run
+
+    tenant = trio.tenant
+    answer = {"text": "ok", "tokens_in": 12, "tokens_out": 3}
+    child = published_flow(tenant, graph(
+        [node("trigger", "trigger"), scripted_llm("ask", script={"responses": [answer]}), node("out", "output")],
+        [edge("trigger", "ask"), edge("ask", "out")],
+    ), name="child")  # fmt: skip
+    parent = published_flow(tenant, graph(
+        [node("trigger", "trigger"), node("sub", "subflow", flow={"id": child.pk, "version": 1}, inputs={}),
+         node("bad", "transform", mapping={"x": "{{ ''.__class__ }}"})],
+        [edge("trigger", "sub"), edge("sub", "bad")],
+    ), name="parent")  # fmt: skip
+    finished = wait_run(start(parent, {"q": "hello"}))
+    assert finished.status == "failed"
+    runs = [
+        run_get(tenant=tenant, pk=finished.pk),
+        run_get(tenant=tenant, pk=Run.objects.get(parent_step__run=finished).pk),
+    ]
+    for run in runs:
+        documented = {**RunOutput(run).data, "steps": StepOutput(run.steps.order_by("id"), many=True).data}
+        assert run_payload(run) == documented
+    assert run_payload(runs[1])["parent_run"] == finished.pk  # the child names its parent run
