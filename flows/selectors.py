@@ -55,7 +55,11 @@ RUN_DOCUMENTS = ("draft_graph", "flow__draft", "version__graph")
 
 
 def run_list(*, flow: Flow, status: str | None = None) -> QuerySet[Run]:
-    runs = flow.runs.filter(parent_step__isnull=True).select_related("version").defer("draft_graph", "version__graph")
+    runs = (
+        flow.runs.filter(parent_step__isnull=True)
+        .select_related("version")
+        .defer("draft_graph", "version__graph")
+    )
     if status:
         runs = runs.filter(status=status)
     return runs.order_by("-created_at")
