@@ -75,9 +75,14 @@ def review_summary(review: ReviewTask) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _publish(review: ReviewTask, event: str) -> None:
+def _unread(tenant_id: int) -> int:
+    return ReviewTask.objects.filter(tenant_id=tenant_id, status__in=REVIEW_UNCLAIMED).count()
+
+
+def _publish(review: ReviewTask, event: str, *, unread: int | None = None) -> None:
     # The unclaimed count rides along (one indexed count) so every open page's nav badge stays right.
-    unread = ReviewTask.objects.filter(tenant_id=review.tenant_id, status__in=REVIEW_UNCLAIMED).count()
+    if unread is None:
+        unread = _unread(review.tenant_id)
     message = {"type": "review.event", "event": event, "review": review_summary(review), "unread": unread}
     publish_on_commit(group_name("inbox", review.tenant_id), message)
 
@@ -124,6 +129,9 @@ def review_create(
         .order_by("-finished_at")
         .first()
     )
+    # Counted before the review exists (it will be one more: it opens unclaimed), so that from
+    # its creation to its announcement there is only its INSERT and the commit.
+    unread = _unread(run.tenant_id) + 1
     now = timezone.now()
     review = ReviewTask.objects.create(
         tenant_id=run.tenant_id, flow_id=run.flow_id, run=run, step=step, node_id=step.node_id,
@@ -136,7 +144,7 @@ def review_create(
         on_timeout=on_timeout, escalate_to=escalate_to or "", escalate_sla_s=escalate_sla_s, created_at=now,
     )  # fmt: skip
     review.flow = run.flow
-    _publish(review, "created")
+    _publish(review, "created", unread=unread)
     return review
 
 

@@ -78,6 +78,7 @@ def test_events_reach_the_tenants_reviewers_only_after_commit():
         created = await ours.receive_json_from(timeout=15)
         assert created["type"] == "review.event" and created["event"] == "created"
         assert created["review"]["run"] == run.pk and created["review"]["flow_name"] == "refunds"
+        assert created["unread"] == 1  # the navigation badge: unclaimed reviews, this one included
         assert (await admin.receive_json_from(timeout=5))["event"] == "created"
         review = await database_sync_to_async(wait_review)(run)
         await database_sync_to_async(services.review_claim)(
@@ -85,6 +86,7 @@ def test_events_reach_the_tenants_reviewers_only_after_commit():
         )
         claimed = await admin.receive_json_from(timeout=5)
         assert claimed["event"] == "claimed" and claimed["review"]["claimed_by"] == "rita"
+        assert claimed["unread"] == 0
         await database_sync_to_async(services.review_decide)(
             review=review, actor=actor(acme, rita, Role.REVIEWER), decision="approve"
         )
