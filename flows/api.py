@@ -368,7 +368,7 @@ class FlowRunsApi(APIView):
 
     @extend_schema(parameters=[OpenApiParameter("status", str)], responses=RunOutput(many=True))
     def get(self, request, pk: int):
-        flow = selectors.flow_get(tenant=request_actor(request).tenant, pk=pk)
+        flow = selectors.flow_get(tenant=request_actor(request).tenant, pk=pk, with_draft=False)
         runs = selectors.run_list(flow=flow, status=request.query_params.get("status"))[:200]
         return Response({"results": [run_dict(run) for run in runs]})
 
@@ -379,7 +379,7 @@ class FlowRunsApi(APIView):
     )
     def post(self, request, pk: int):
         actor = request_actor(request)
-        flow = selectors.flow_get(tenant=actor.tenant, pk=pk)
+        flow = selectors.flow_get(tenant=actor.tenant, pk=pk, with_draft=False)
         data = RunStart(data=request.data)
         data.is_valid(raise_exception=True)
         try:

@@ -16,8 +16,11 @@ def flow_list(*, tenant: Tenant, search: str = "") -> QuerySet[Flow]:
     return flows
 
 
-def flow_get(*, tenant: Tenant, pk: int) -> Flow:
-    return get_object_or_404(flow_list(tenant=tenant), pk=pk)
+def flow_get(*, tenant: Tenant, pk: int, with_draft: bool = True) -> Flow:
+    """The tenant's flow; ``with_draft=False`` leaves its draft document unread until asked for
+    (starting or listing runs: a large draft is hundreds of kilobytes of JSON to decode)."""
+    flows = flow_list(tenant=tenant)
+    return get_object_or_404(flows if with_draft else flows.defer("draft"), pk=pk)
 
 
 def version_list(*, flow: Flow) -> QuerySet[FlowVersion]:
@@ -75,8 +78,10 @@ def run_steps(*, run: Run) -> QuerySet[StepRun]:
 
 
 def flow_by_webhook_token(*, token: str) -> Flow:
+    """The flow a webhook starts (its draft left unread: hooks run published versions)."""
     return get_object_or_404(
-        Flow.objects.select_related("tenant").filter(deleted_at__isnull=True), webhook_token=token
+        Flow.objects.select_related("tenant").filter(deleted_at__isnull=True).defer("draft"),
+        webhook_token=token,
     )
 
 
