@@ -19,6 +19,7 @@ from flows.nodes import all_types
 from studio.api import Conflict, error_response
 from studio.tenants.crypto import decrypt
 from studio.tenants.permissions import request_actor
+from studio.tenants.selectors import Actor
 
 READ_EDIT = {"GET": "flows.view", "*": "flows.edit"}
 
@@ -57,6 +58,8 @@ class FlowOutput(serializers.Serializer):
         return bool(flow.webhook_secret)
 
     def get_latest_version(self, flow) -> int | None:
+        if hasattr(flow, "latest_version_number"):  # annotated by a listing
+            return flow.latest_version_number
         latest = selectors.version_latest(flow=flow)
         return latest.number if latest else None
 
@@ -74,7 +77,7 @@ class FlowListApi(APIView):
 
     @extend_schema(parameters=[OpenApiParameter("search", str)], responses=FlowOutput(many=True))
     def get(self, request):
-        flows = selectors.flow_list(
+        flows = selectors.flow_list_summaries(
             tenant=request_actor(request).tenant, search=request.query_params.get("search", "")
         )
         return Response({"results": FlowOutput(flows, many=True).data})
@@ -111,10 +114,11 @@ class FlowDetailApi(APIView):
 
     @extend_schema(request=FlowUpdate, responses=FlowOutput)
     def patch(self, request, pk: int):
-        flow = selectors.flow_get(tenant=request_actor(request).tenant, pk=pk)
+        actor = request_actor(request)
+        flow = selectors.flow_get(tenant=actor.tenant, pk=pk)
         data = self.FlowUpdate(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        if "granted_capabilities" in data.validated_data and not request_actor(request).can("flows.grant"):
+        if "granted_capabilities" in data.validated_data and not actor.can("flows.grant"):
             return error_response(
                 403, "only owners and admins grant capabilities to a flow", code="forbidden"
             )
@@ -141,6 +145,13 @@ DraftOutput = inline_serializer("Draft", {
 })  # fmt: skip
 
 
+def _draft_response(flow, problems: list | None = None) -> Response:
+    """The draft as the editor reads it, with its problems (validated here unless given)."""
+    if problems is None:
+        problems = services.graph_problems(flow=flow, tenant=flow.tenant, graph=flow.draft)
+    return Response({"graph": flow.draft, "revision": flow.draft_revision, "problems": _problems(problems)})
+
+
 class DraftApi(APIView):
     required_permission = READ_EDIT
 
@@ -150,11 +161,7 @@ class DraftApi(APIView):
 
     @extend_schema(responses=DraftOutput)
     def get(self, request, pk: int):
-        flow = selectors.flow_get(tenant=request_actor(request).tenant, pk=pk)
-        problems = services.graph_problems(flow=flow, tenant=flow.tenant, graph=flow.draft)
-        return Response(
-            {"graph": flow.draft, "revision": flow.draft_revision, "problems": _problems(problems)}
-        )
+        return _draft_response(selectors.flow_get(tenant=request_actor(request).tenant, pk=pk))
 
     @extend_schema(request=DraftSave, responses=DraftOutput)
     def put(self, request, pk: int):
@@ -168,9 +175,7 @@ class DraftApi(APIView):
             return _graph_error(exc)
         except services.Conflict as exc:
             raise Conflict(str(exc)) from None
-        return Response(
-            {"graph": flow.draft, "revision": flow.draft_revision, "problems": _problems(problems)}
-        )
+        return _draft_response(flow, problems)
 
 
 class VersionOutput(serializers.Serializer):
@@ -231,10 +236,7 @@ class VersionRestoreApi(APIView):
         flow = selectors.flow_get(tenant=actor.tenant, pk=pk)
         flow = services.version_restore(flow=flow, version=selectors.version_get(flow=flow, number=number),
                                         user=actor.user)  # fmt: skip
-        problems = services.graph_problems(flow=flow, tenant=flow.tenant, graph=flow.draft)
-        return Response(
-            {"graph": flow.draft, "revision": flow.draft_revision, "problems": _problems(problems)}
-        )
+        return _draft_response(flow)
 
 
 class ExportApi(APIView):
@@ -342,11 +344,9 @@ def run_dict(run: Run) -> dict:
     }  # fmt: skip
 
 
-def run_payload(run: Run, *, with_steps: bool = True) -> dict:
-    data = run_dict(run)
-    if with_steps:
-        data["steps"] = [step_dict(step) for step in selectors.run_steps(run=run)]
-    return data
+def run_payload(run: Run) -> dict:
+    """The run with its steps: what the run API answers and the run socket's snapshot."""
+    return {**run_dict(run), "steps": [step_dict(step) for step in selectors.run_steps(run=run)]}
 
 
 class RunStart(serializers.Serializer):
@@ -438,11 +438,11 @@ class RunCancelApi(APIView):
 
     @extend_schema(request=None, responses=RunOutput)
     def post(self, request, pk: int):
-        run = selectors.run_get(tenant=request_actor(request).tenant, pk=pk)
+        tenant = request_actor(request).tenant
+        run = selectors.run_get(tenant=tenant, pk=pk)
         if not engine.run_cancel(run.pk):
             raise Conflict(f"the run has already ended ({run.status})")
-        run.refresh_from_db()
-        return Response(run_payload(run))
+        return Response(run_payload(selectors.run_get(tenant=tenant, pk=pk)))
 
 
 class RunRetryApi(APIView):
@@ -450,13 +450,13 @@ class RunRetryApi(APIView):
 
     @extend_schema(request=None, responses={202: RunOutput})
     def post(self, request, pk: int):
-        run = selectors.run_get(tenant=request_actor(request).tenant, pk=pk)
+        tenant = request_actor(request).tenant
+        run = selectors.run_get(tenant=tenant, pk=pk)
         if not engine.run_retry(run.pk):
             raise Conflict(
                 f"only a failed, cancelled or timed-out run can be retried (this one is {run.status})"
             )
-        run.refresh_from_db()
-        return Response(run_payload(run), status=status.HTTP_202_ACCEPTED)
+        return Response(run_payload(selectors.run_get(tenant=tenant, pk=pk)), status=status.HTTP_202_ACCEPTED)
 
 
 class RunReplayApi(APIView):
@@ -502,9 +502,6 @@ class WebhookApi(APIView):
                     401, f"missing or wrong {SIGNATURE_HEADER} signature", code="bad_signature"
                 )
         inputs = request.data if isinstance(request.data, dict) else {"body": request.data}
-        from studio.tenants.selectors import Actor
-
         actor = Actor(tenant=flow.tenant, role="builder")
-        response = start_run_response(flow=flow, actor=actor, trigger="webhook", inputs=inputs, version=None,
-                                      idempotency_key=request.headers.get("Idempotency-Key", ""))  # fmt: skip
-        return response
+        return start_run_response(flow=flow, actor=actor, trigger="webhook", inputs=inputs, version=None,
+                                  idempotency_key=request.headers.get("Idempotency-Key", ""))  # fmt: skip

@@ -65,8 +65,8 @@ def _rebuild(tenant_id: int, key: str) -> list:
     pipe.hsetnx(key, "micro_usd", micro)
     pipe.hsetnx(key, "tokens", tokens)
     pipe.expire(key, 40 * 24 * 3600)
-    pipe.execute()
-    return _redis().hmget(key, "micro_usd", "tokens")
+    pipe.hmget(key, "micro_usd", "tokens")
+    return pipe.execute()[-1]
 
 
 def budget_check(tenant) -> None:

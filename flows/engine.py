@@ -37,7 +37,7 @@ import jsonschema
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, JSONField, Q, Sum
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
@@ -81,9 +81,14 @@ def compiled_graph(run: Run) -> CompiledGraph:
         return _compiled_version(run.version_id)
     graph = _draft_graphs.get(run.pk)
     if graph is None:
-        if len(_draft_graphs) > 256:
-            _draft_graphs.clear()
-        graph = _draft_graphs[run.pk] = CompiledGraph.from_doc(run.draft_graph)
+        graph = _keep_draft_graph(run.pk, CompiledGraph.from_doc(run.draft_graph))
+    return graph
+
+
+def _keep_draft_graph(run_id: int, graph: CompiledGraph) -> CompiledGraph:
+    if len(_draft_graphs) > 256:
+        _draft_graphs.clear()
+    _draft_graphs[run_id] = graph
     return graph
 
 
@@ -134,11 +139,9 @@ def run_create(
         deadline_at=now + timedelta(seconds=run_timeout) if run_timeout else None,
     )  # fmt: skip
     run.tenant = flow.tenant  # already loaded by the caller: spare the engine a query
-    return run, _create_steps(run, graph)
-
-
-def _create_steps(run: Run, graph: CompiledGraph) -> list[StepRun]:
-    return StepRun.objects.bulk_create(new_steps(run, graph))
+    if version is None:
+        _keep_draft_graph(run.pk, graph)  # the run's copy is this very document: compile it once
+    return run, StepRun.objects.bulk_create(new_steps(run, graph))
 
 
 def new_steps(run: Run, graph: CompiledGraph) -> list[StepRun]:
@@ -240,9 +243,7 @@ class Advance:
 
     def _edge_active(self, edge: dict) -> bool:
         source = self.steps[edge["source"]]
-        return source.status in (StepStatus.SUCCEEDED, StepStatus.FAILED) and (
-            (edge.get("sourceHandle") or "out") in (source.handles or [])
-        )
+        return source.status in (StepStatus.SUCCEEDED, StepStatus.FAILED) and _took(edge, source)
 
     def _drain(self) -> None:
         self.draining = True
@@ -387,7 +388,7 @@ class Advance:
             self.run_changed = True
         if self.run.status in RUN_FINISHED:
             self._sum_totals()
-        elif self.run.status not in RUN_FINISHED:
+        else:
             status = RunStatus.RUNNING if self._anything_running() else RunStatus.WAITING
             self.run_changed |= status != self.run.status
             self.run.status = status
@@ -486,9 +487,13 @@ STEP_FIELDS = [
 ]  # fmt: skip
 RUN_FIELDS = ["status", "outputs", "error", "finished_at", "tokens_in", "tokens_out", "cost_usd"]
 
-
-_JSON_FIELDS = {"handles", "attempts", "inputs", "output", "error", "state"}
-_UPDATE_STEP_SQL = "UPDATE {table} SET {sets} WHERE id = %s"
+_JSON_FIELDS = {name for name in STEP_FIELDS if isinstance(StepRun._meta.get_field(name), JSONField)}
+_SAVE_STEPS_SQL = "UPDATE {table} SET {sets} WHERE id = %s".format(
+    table=connection.ops.quote_name(StepRun._meta.db_table),
+    sets=", ".join(
+        f"{connection.ops.quote_name(StepRun._meta.get_field(f).column)} = %s" for f in STEP_FIELDS
+    ),
+)
 
 
 def save_steps(steps: list[StepRun]) -> None:
@@ -497,9 +502,6 @@ def save_steps(steps: list[StepRun]) -> None:
     PostgreSQL spends running them."""
     if not steps:
         return
-    table = StepRun._meta.db_table
-    sql = _UPDATE_STEP_SQL.format(table=table, sets=", ".join(f'"{StepRun._meta.get_field(f).column}" = %s'
-                                                              for f in STEP_FIELDS))  # fmt: skip
     rows = []
     for step in steps:
         row = []
@@ -511,7 +513,7 @@ def save_steps(steps: list[StepRun]) -> None:
         row.append(step.pk)
         rows.append(row)
     with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+        cursor.executemany(_SAVE_STEPS_SQL, rows)
 
 
 def _json_dumps(value: Any) -> str:
@@ -521,6 +523,11 @@ def _json_dumps(value: Any) -> str:
 def retry_delay(attempt: int, base_s: float) -> float:
     """Exponential backoff with full jitter, capped (and always far below the broker's visibility timeout)."""
     return min(MAX_BACKOFF_S, base_s * (2 ** (attempt - 1))) * random.uniform(0.5, 1.0)
+
+
+def _took(edge: dict, source: StepRun) -> bool:
+    """Whether the edge's source step activated the output handle the edge leaves from."""
+    return (edge.get("sourceHandle") or "out") in (source.handles or [])
 
 
 def _ms(started: float) -> float:
@@ -587,7 +594,7 @@ def node_context(run: Run, graph: CompiledGraph, step: StepRun, known: dict[str,
     upstream = None
     for edge in graph.incoming[step.node_id]:
         source = known.get(edge["source"])
-        if source is not None and (edge.get("sourceHandle") or "out") in (source.handles or []):
+        if source is not None and _took(edge, source):
             upstream = source.output
             break
     tenant = run.tenant
@@ -609,11 +616,7 @@ _RUN = Columns.of(Run, "r", defer=["draft_graph"])
 _FLOW = Columns.of(Flow, "f", defer=["draft"])
 _TENANT = Columns.of(Tenant, "t")
 # What changes on a run while its steps execute; the rest (inputs, version, parent…) never does.
-_RUN_MOVING = Columns.of(
-    Run,
-    "r",
-    only=["status", "outputs", "error", "started_at", "finished_at", "tokens_in", "tokens_out", "cost_usd"],
-)
+_RUN_MOVING = Columns.of(Run, "r", only=[*RUN_FIELDS, "started_at"])
 
 _RUN_CONTEXT_SQL = (
     f"SELECT {select_list(_RUN, _FLOW, _TENANT)} FROM {_RUN.table} "
@@ -648,28 +651,27 @@ def _run_from(row) -> Run:
     return run
 
 
-def lock_run(run_id: int) -> Run:
-    """The run, locked for this transaction: every decision about a run's steps is taken under
-    this lock (finishing, resuming, cancelling, retrying, re-queuing), so they never interleave."""
+def _run_row(sql: str, run_id: int) -> tuple:
     with connection.cursor() as cursor:
-        cursor.execute(_LOCK_RUN_SQL, [run_id])
+        cursor.execute(sql, [run_id])
         row = cursor.fetchone()
     if row is None:
         raise Run.DoesNotExist(f"run {run_id} does not exist")
-    return _run_from(row)
+    return row
 
 
-def relock_run(run: Run) -> Run:
+def lock_run(run_id: int) -> Run:
+    """The run, locked for this transaction: every decision about a run's steps is taken under
+    this lock (finishing, resuming, cancelling, retrying, re-queuing), so they never interleave."""
+    return _run_from(_run_row(_LOCK_RUN_SQL, run_id))
+
+
+def relock_run(run: Run) -> None:
     """``lock_run`` for a run already at hand (from ``run_context``): lock its row and bring
     what moves up to date, without reading its flow and tenant again."""
-    with connection.cursor() as cursor:
-        cursor.execute(_RELOCK_RUN_SQL, [run.pk])
-        row = cursor.fetchone()
-    if row is None:
-        raise Run.DoesNotExist(f"run {run.pk} does not exist")
+    row = _run_row(_RELOCK_RUN_SQL, run.pk)
     for moving, value in zip(_RUN_MOVING.fields, _RUN_MOVING.converted(row), strict=True):
         setattr(run, moving.attname, value)
-    return run
 
 
 def run_context(run_id: int, status: str) -> Run:
@@ -681,11 +683,7 @@ def run_context(run_id: int, status: str) -> Run:
     now = time.monotonic()
     cached = _run_contexts.get(run_id)
     if cached is None or now - cached[0] > RUN_CONTEXT_TTL_S:
-        with connection.cursor() as cursor:
-            cursor.execute(_RUN_CONTEXT_SQL, [run_id])
-            row = cursor.fetchone()
-        if row is None:
-            raise Run.DoesNotExist(f"run {run_id} does not exist")
+        row = _run_row(_RUN_CONTEXT_SQL, run_id)
         if len(_run_contexts) > 1024:
             _run_contexts.clear()
         cached = _run_contexts[run_id] = (now, row)
@@ -793,22 +791,26 @@ def step_finish(
 
 def children_start(ctx: NodeContext, *, flow_ref: dict, inputs: list, concurrency: int) -> NodeResult:
     """Ask the engine to run ``flow_ref`` once per input as child runs; the step waits for them."""
-    version = FlowVersion.objects.filter(
-        flow__tenant=ctx.tenant,
-        flow__deleted_at__isnull=True,
-        flow_id=flow_ref["id"],
-        number=flow_ref["version"],
-    ).first()
-    if version is None:
+    version_id = (
+        FlowVersion.objects.filter(
+            flow__tenant=ctx.tenant,
+            flow__deleted_at__isnull=True,
+            flow_id=flow_ref["id"],
+            number=flow_ref["version"],
+        )
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if version_id is None:
         raise NodeError(f"flow {flow_ref['id']} has no published version {flow_ref['version']}")
-    check = CompiledGraph.from_doc(version.graph)
+    check = _compiled_version(version_id)  # compiled once per process; the children use it too
     for index, item in enumerate(inputs):
         try:
             check_inputs(check, item)
         except InputError as exc:
             raise NodeError(f"item {index}: {exc}", details=exc.details) from None
     state = {
-        "version_id": version.pk,
+        "version_id": version_id,
         "inputs": inputs,
         "concurrency": max(1, concurrency),
         "total": len(inputs),
@@ -832,13 +834,15 @@ def _step_wait(advance: Advance, step: StepRun, result: NodeResult) -> None:
     if not state["inputs"]:
         advance.step_succeeded(step, NodeResult(output=[]))
         return
-    version = FlowVersion.objects.select_related("flow").get(pk=state["version_id"])
+    version_id = state["version_id"]
+    # Ids only: the version's graph and the flow's draft are large, and compiled graphs are cached.
+    flow_id = FlowVersion.objects.values_list("flow_id", flat=True).get(pk=version_id)
     children = Run.objects.bulk_create([
-        Run(tenant_id=advance.run.tenant_id, flow=version.flow, version=version, inputs=item, trigger="map",
-            parent_step=step, item_index=index, created_by_id=advance.run.created_by_id)
+        Run(tenant_id=advance.run.tenant_id, flow_id=flow_id, version_id=version_id, inputs=item,
+            trigger="map", parent_step=step, item_index=index, created_by_id=advance.run.created_by_id)
         for index, item in enumerate(state["inputs"])
     ])  # fmt: skip
-    graph = _compiled_version(version.pk)
+    graph = _compiled_version(version_id)
     StepRun.objects.bulk_create([step for child in children for step in new_steps(child, graph)])
     _children_go(step, state["concurrency"])
 
@@ -873,7 +877,7 @@ def _children_go(step: StepRun, limit: int) -> None:
     if limit <= 0:
         return
     children = (
-        Run.objects.select_related("flow", "tenant").select_for_update(of=("self",))
+        Run.objects.select_related("flow", "tenant").defer("flow__draft").select_for_update(of=("self",))
         .filter(parent_step=step, status=RunStatus.QUEUED).order_by("item_index")[:limit]
     )  # fmt: skip
     for child in children:
@@ -900,8 +904,9 @@ def child_run_finished(child_id: int) -> None:
             failed=Count("id", filter=Q(status__in=RUN_FINISHED) & ~Q(status=RunStatus.SUCCEEDED)),
             going=Count("id", filter=~Q(status__in=RUN_FINISHED) & ~Q(status=RunStatus.QUEUED)),
         )
-        config = compiled_graph(run).config(step.node_id)
-        advance = Advance(run, compiled_graph(run))
+        graph = compiled_graph(run)
+        config = graph.config(step.node_id)
+        advance = Advance(run, graph)
         advance.steps[step.node_id] = step
         if counts["failed"] and not config.get("continue_on_error"):
             # Fail fast: the items not started yet never start, the running ones are cancelled.
@@ -991,7 +996,7 @@ def steps_recover(now=None) -> dict:
         | Q(retry_at__isnull=True, queued_at__lt=now - timedelta(seconds=STALE_QUEUED_S))
     )
     requeued += list(stale.values_list("pk", flat=True)[:500])
-    for step in StepRun.objects.filter(pk__in=requeued).select_related("run__version"):
+    for step in StepRun.objects.filter(pk__in=requeued).select_related("run"):
         queue = node_type_of(compiled_graph(step.run), step.node_id).queue
         _tasks().step_execute_task.apply_async(args=[step.pk], queue=queue)
     overdue = list(Run.objects.filter(status__in=[RunStatus.RUNNING, RunStatus.WAITING, RunStatus.QUEUED],

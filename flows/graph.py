@@ -31,10 +31,6 @@ class MalformedGraph(Exception):
     """Not a graph document at all (saving refuses it, with a message naming what is wrong)."""
 
 
-def empty_graph() -> dict:
-    return {"schema": SCHEMA_VERSION, "nodes": [], "edges": []}
-
-
 def node_doc(node_id: str, node_type: str, **config) -> dict:
     """A node of a graph document (for code that builds graphs: starters, benchmarks, tests)."""
     return {"id": node_id, "type": node_type, "position": {"x": 0, "y": 0}, "config": config}
@@ -254,11 +250,12 @@ def _node_problems(node: dict, seen: set[str]) -> list[Problem]:
     if node_type is None:
         return [*problems, Problem(f"unknown node type {node['type']!r}", node_id)]
     config = node.get("config") or {}
-    validator = jsonschema.Draft202012Validator(node_type.full_schema())
+    schema = node_type.full_schema()
+    validator = jsonschema.Draft202012Validator(schema)
     for error in sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path)):
         where = ".".join(str(p) for p in error.absolute_path)
         problems.append(Problem(f"{where + ': ' if where else ''}{_schema_message(error)}", node_id))
-    for path, source, is_expr in template_fields(node_type.full_schema(), config):
+    for path, source, is_expr in template_fields(schema, config):
         message = templating.check_syntax(source, expression=is_expr)
         if message:
             problems.append(Problem(f"{path}: {message}", node_id))
@@ -318,7 +315,8 @@ def _structure_problems(graph: CompiledGraph) -> list[Problem]:
         problems.append(Problem("a flow has one trigger; remove this one", extra))
     order = graph.topological_order()
     if len(order) < len(graph.nodes):
-        in_cycle = [nid for nid in graph.nodes if nid not in set(order)]
+        ordered = set(order)
+        in_cycle = {nid for nid in graph.nodes if nid not in ordered}
         on_cycle = {nid for nid in in_cycle if any(s in in_cycle for s in graph.successors(nid))}
         for nid in sorted(on_cycle):
             problems.append(

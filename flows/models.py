@@ -164,10 +164,6 @@ class Run(models.Model):
     def is_test(self) -> bool:
         return self.version_id is None
 
-    @property
-    def graph(self) -> dict:
-        return self.draft_graph if self.version_id is None else self.version.graph
-
 
 class StepStatus(models.TextChoices):
     PENDING = "pending"
@@ -181,7 +177,6 @@ class StepStatus(models.TextChoices):
 
 
 STEP_ACTIVE = (StepStatus.PENDING, StepStatus.QUEUED, StepStatus.RUNNING, StepStatus.WAITING)
-STEP_RESOLVED = (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.CANCELLED)
 
 
 class StepRun(models.Model):

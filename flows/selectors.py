@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+import time
+
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 
-from flows.models import Flow, FlowVersion, Run, StepRun
+from flows.models import RUN_FINISHED, Flow, FlowVersion, Run, StepRun
+from studio.realtime import GroupListener, group_name
 from studio.tenants.models import Tenant
 
 
@@ -14,6 +17,17 @@ def flow_list(*, tenant: Tenant, search: str = "") -> QuerySet[Flow]:
     if search:
         flows = flows.filter(name__icontains=search)
     return flows
+
+
+def flow_list_summaries(*, tenant: Tenant, search: str = "") -> QuerySet[Flow]:
+    """The tenant's flows for a listing: each with ``latest_version_number`` (one subquery, not a
+    query per row), drafts left unread (a listing never shows them)."""
+    latest = FlowVersion.objects.filter(flow=OuterRef("pk")).order_by("-number").values("number")[:1]
+    return (
+        flow_list(tenant=tenant, search=search)
+        .defer("draft")
+        .annotate(latest_version_number=Subquery(latest))
+    )
 
 
 def flow_get(*, tenant: Tenant, pk: int, with_draft: bool = True) -> Flow:
@@ -90,11 +104,6 @@ def run_wait(*, run: Run, timeout_s: float) -> bool:
     caller last saw it (a small flow often ended inline, before anyone waits). Woken by the
     run's live events, which say its status; the database is asked once after subscribing, and
     again whenever no event came for a second (in case one was dropped)."""
-    import time
-
-    from flows.models import RUN_FINISHED
-    from studio.realtime import GroupListener, group_name
-
     if run.status in RUN_FINISHED:
         return True
     deadline = time.monotonic() + timeout_s

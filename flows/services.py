@@ -14,6 +14,7 @@ from flows.graph import MalformedGraph, Problem, check_well_formed, graph_sha256
 from flows.models import Flow, FlowVersion, Run
 from flows.schedules import schedule_refresh
 from flows.selectors import version_graph_resolver, version_latest
+from studio.tenants.crypto import encrypt
 from studio.tenants.models import Tenant
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
@@ -65,8 +66,6 @@ def flow_create(
 
 def flow_update(*, flow: Flow, **fields) -> Flow:
     """Rename, describe, grant capabilities, set or clear the webhook secret (stored encrypted)."""
-    from studio.tenants.crypto import encrypt
-
     for name in ("name", "description", "granted_capabilities"):
         if fields.get(name) is not None:
             setattr(flow, name, fields[name])

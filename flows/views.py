@@ -23,13 +23,13 @@ MAX_IMPORT_BYTES = 5 * 1024 * 1024  # the graph size limit (DESIGN.md)
 @member_required("flows.view")
 def flow_list(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()
-    flows = selectors.flow_list(tenant=request.actor.tenant, search=query).order_by("-updated_at")
+    flows = selectors.flow_list_summaries(tenant=request.actor.tenant, search=query)
     return render(
         request,
         "flows/list.html",
         {
             "nav": "flows",
-            "flows": [(flow, selectors.version_latest(flow=flow)) for flow in flows[:500]],
+            "flows": flows.order_by("-updated_at")[:500],
             "query": query,
             "starters": starter_list(),
             "can_edit": request.actor.can("flows.edit"),
@@ -48,10 +48,8 @@ def flow_create(request: HttpRequest) -> HttpResponse:
         if starter is None:
             messages.error(request, "That template is not available.")
             return redirect("flows:list")
-        graph, name = starter.fresh_graph(), name or starter.name
-    flow = services.flow_create(
-        tenant=request.actor.tenant, user=request.user, name=name or "Untitled flow", graph=graph
-    )
+        graph, name = starter.graph, name or starter.name  # flow_create stores its own copy
+    flow = services.flow_create(tenant=request.actor.tenant, user=request.user, name=name, graph=graph)
     return redirect("flows:edit", pk=flow.pk)
 
 

@@ -17,6 +17,7 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
+from studio.bench import worker_argv
 from studio.tenants.roles import Role
 from tests.factories import make_api_key, make_member, make_tenant
 
@@ -111,15 +112,13 @@ def stop_process(proc: subprocess.Popen, timeout: float = 30) -> int:
     return proc.returncode
 
 
-WORKER_ARGS = "-m celery -A studio worker --loglevel INFO --without-gossip --without-mingle"
 WEB_ARGS = "-m uvicorn studio.asgi:application --host 127.0.0.1 --lifespan off"
 # Short leases in tests, so a lost worker's step is re-queued within seconds.
 WORKER_ENV = {"STEP_LEASE_MARGIN_S": "2"}
 
 
 def start_worker(name: str, *, queue: str, pool: str, concurrency: int, log_name: str) -> subprocess.Popen:
-    argv = [sys.executable, *WORKER_ARGS.split(), "-Q", queue, "-n", name + "%h", "--pool", pool,
-            "--concurrency", str(concurrency)]  # fmt: skip
+    argv = worker_argv(name, queue=queue, pool=pool, concurrency=concurrency)
     ARTIFACTS.mkdir(exist_ok=True)
     with open(ARTIFACTS / log_name, "w") as log:
         return subprocess.Popen(

@@ -39,21 +39,11 @@ import jsonschema
 from jsonschema.exceptions import best_match
 from jsonschema.protocols import Validator
 
-from flows.connectors import CircuitOpen, ConnectorError, ResponseSchemaError, ResponseTooLarge, SSRFRefused
+from flows.connectors import CircuitOpen, ConnectorError, ResponseSchemaError, ResponseTooLarge
 from flows.connectors.breaker import CircuitBreaker
 from flows.connectors.ssrf import check_host, check_scheme
 
-__all__ = [
-    "CircuitOpen",
-    "ConnectorError",
-    "HttpPolicy",
-    "HttpRequest",
-    "HttpResult",
-    "ResponseSchemaError",
-    "ResponseTooLarge",
-    "SSRFRefused",
-    "http_call",
-]
+__all__ = ["HttpPolicy", "HttpRequest", "HttpResult", "http_call"]
 
 USER_AGENT = "AgentFlowStudio/1"
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})

@@ -26,7 +26,7 @@ TOOL_SCHEMA = {
         "memory": {
             "type": "object",
             "properties": {
-                "namespace": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"},
+                "namespace": {"type": "string", "pattern": memory_search.NAMESPACE["pattern"]},
                 "k": {"type": "integer", "minimum": 1, "maximum": 50, "default": 5},
                 "min_score": {"type": "number", "minimum": -1, "maximum": 1},
             },
@@ -45,12 +45,8 @@ TOOL_SCHEMA = {
 def _run_tool(ctx: NodeContext, tool: dict, arguments: dict, index: int) -> dict:
     if "memory" in tool:
         return memory_search.tool_call(ctx, tool, arguments)
-    saved = ctx.variables
-    ctx.variables = {**saved, "args": arguments}
-    try:
+    with ctx.extra_variables(args=arguments):
         return call_http(ctx, tool["http"], connector=f"tool:{tool['name']}", key_suffix=f":tool{index}")
-    finally:
-        ctx.variables = saved
 
 
 def _default_input_schema(tool: dict) -> dict:

@@ -9,7 +9,8 @@ imports the inbox).
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -104,6 +105,17 @@ class NodeContext:
             return render_value(value, self.variables)
         except TemplateError as exc:
             raise NodeError(str(exc)) from None
+
+    @contextmanager
+    def extra_variables(self, **extra: Any) -> Iterator[None]:
+        """Templates rendered inside the block also see ``extra`` (an agent tool's ``args``, a map's
+        ``item`` and ``index``)."""
+        saved = self.variables
+        self.variables = {**saved, **extra}
+        try:
+            yield
+        finally:
+            self.variables = saved
 
     def render_text(self, source: str) -> str:
         """A template rendered as text (prompts, system prompts): never a dict or a list, even

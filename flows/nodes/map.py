@@ -21,12 +21,8 @@ def execute(ctx: NodeContext) -> NodeResult:
     inputs = []
     for index, item in enumerate(items):
         if "item_input" in ctx.config:
-            saved = ctx.variables
-            ctx.variables = {**saved, "item": item, "index": index}
-            try:
+            with ctx.extra_variables(item=item, index=index):
                 inputs.append(ctx.render(ctx.config["item_input"]))
-            finally:
-                ctx.variables = saved
         else:
             inputs.append(item if isinstance(item, dict) else {"item": item})
     ctx.recorded_inputs["items"] = len(inputs)

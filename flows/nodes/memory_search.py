@@ -7,7 +7,7 @@ from typing import Any
 from flows.nodes.base import QUEUE_IO, NodeContext, NodeError, NodeResult, NodeType
 from studio.memory import services as memory
 
-NAMESPACE = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", "title": "Namespace"}
+NAMESPACE = {"type": "string", "pattern": memory.NAMESPACE_RE.pattern, "title": "Namespace"}
 
 
 def search(ctx: NodeContext, *, namespace: str, query: Any, k: int, min_score: float | None = None,

@@ -10,9 +10,7 @@ from studio.memory import services as memory
 def execute(ctx: NodeContext) -> NodeResult:
     config = ctx.config
     content = ctx.render_text(config["content"])
-    if not isinstance(content, str):
-        content = "" if content is None else str(content)
-    subject = ctx.render_text(config.get("subject", "")) or ""
+    subject = ctx.render_text(config.get("subject", ""))
     metadata = ctx.render(config.get("metadata") or {})
     if not isinstance(metadata, dict):
         raise NodeError("memory write: metadata must render to an object")
@@ -20,7 +18,7 @@ def execute(ctx: NodeContext) -> NodeResult:
         # The step's idempotency key as the item's dedupe key: a step run again after a lost
         # worker gets the item it already wrote instead of writing it twice.
         item = memory.memory_add_one(
-            tenant=ctx.tenant, namespace=config["namespace"], content=content, subject=str(subject),
+            tenant=ctx.tenant, namespace=config["namespace"], content=content, subject=subject,
             metadata={**metadata, "run": ctx.run.pk, "node": ctx.node["id"]},
             source=f"run:{ctx.run.pk}/step:{ctx.node['id']}", dedupe_key=ctx.idempotency_key,
             ttl_seconds=config.get("ttl_s"), pinned=bool(config.get("pinned", False)),

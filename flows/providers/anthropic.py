@@ -194,10 +194,9 @@ def _provider_error(exc: anthropic.AnthropicError, request: ModelRequest) -> Pro
 
 
 def _status_error(exc: anthropic.APIStatusError, request: ModelRequest, retries: str) -> ProviderError:
-    status = exc.status_code
     return status_error(
-        service="the Anthropic API", status=status, detail=_api_error_message(exc), model=request.model,
-        retries=retries, retryable=status in (408, 409, 429) or status >= 500,
+        service="the Anthropic API", status=exc.status_code, detail=_api_error_message(exc),
+        model=request.model, retries=retries,
     )  # fmt: skip
 
 

@@ -107,9 +107,6 @@ class ProviderError(Exception):
 class OutputSchemaError(ProviderError):
     """The answer was not JSON, or did not match the requested output schema."""
 
-    def __init__(self, message: str, *, retryable: bool = False, status: int | None = None) -> None:
-        super().__init__(message, retryable=retryable, status=status)
-
 
 def _rebuild_error(
     cls: type[ProviderError], message: str, retryable: bool, status: int | None
@@ -207,11 +204,16 @@ def last_user_text(messages: list[dict]) -> str:
     return ""
 
 
-def status_error(
-    *, service: str, status: int, detail: str, model: str, retries: str, retryable: bool
-) -> ProviderError:
+def is_retryable_status(status: int) -> bool:
+    """Whether an HTTP error answer from a model service may pass: timeouts, conflicts, rate
+    limits and server errors. Any other status is the request's own fault and will repeat."""
+    return status in (408, 409, 429) or status >= 500
+
+
+def status_error(*, service: str, status: int, detail: str, model: str, retries: str) -> ProviderError:
     """One wording for an HTTP error answer from any model service ("the Anthropic API", "the
     model endpoint"): what went wrong, and whether retrying later can help."""
+    retryable = is_retryable_status(status)
     if status == 401:
         message = f"{service} refused the API key (401): {detail}"
     elif status == 403:

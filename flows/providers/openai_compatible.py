@@ -26,6 +26,7 @@ from flows.providers.base import (
     ToolCall,
     assistant_blocks,
     content_text,
+    is_retryable_status,
     parse_json_output,
     status_error,
 )
@@ -35,7 +36,6 @@ from flows.providers.pricing import cost_usd
 # cap, even when the server asks for more (the engine's step retries take over from there).
 RETRY_BASE_DELAY_S = 0.5
 MAX_RETRY_DELAY_S = 10.0
-RETRYABLE_STATUSES = frozenset({408, 409, 429})
 
 # The request never reached the model, so sending it again costs nothing. A read timeout is
 # not retried here: the model may still be working, and retries would multiply the step's time.
@@ -179,14 +179,10 @@ def _post_with_retries(
             raise ProviderError(f"the connection to {url} failed: {exc}", retryable=True) from exc
         if response.is_success:
             return _json_body(response, url)
-        if not _is_retryable(response.status_code) or last_try:
+        if not is_retryable_status(response.status_code) or last_try:
             raise _status_error(response, request, retries)
         time.sleep(_backoff_delay(retry, response.headers))
     raise AssertionError("unreachable: the loop returns or raises on its last try")
-
-
-def _is_retryable(status: int) -> bool:
-    return status in RETRYABLE_STATUSES or status >= 500
 
 
 def _backoff_delay(retry: int, headers: httpx.Headers | None) -> float:
@@ -223,10 +219,9 @@ def _json_body(response: httpx.Response, url: str) -> dict[str, Any]:
 
 
 def _status_error(response: httpx.Response, request: ModelRequest, retries: str) -> ProviderError:
-    status = response.status_code
     return status_error(
-        service="the model endpoint", status=status, detail=_error_detail(response), model=request.model,
-        retries=retries, retryable=_is_retryable(status),
+        service="the model endpoint", status=response.status_code, detail=_error_detail(response),
+        model=request.model, retries=retries,
     )  # fmt: skip
 
 

@@ -285,8 +285,9 @@
     const props = schema.properties || {};
     const proposal = review.proposal && typeof review.proposal === "object" ? review.proposal : { value: review.proposal };
     const names = Object.keys(props).length ? Object.keys(props) : ["value"];
-    const diffBox = h("div", { class: "diff-box" }, diffTable(computeDiff(review.proposal, editedOutput(review))));
-    const refresh = () => diffBox.replaceChildren(diffTable(computeDiff(review.proposal, editedOutput(review))));
+    const diffBox = h("div", { class: "diff-box" });
+    const redrawDiff = () => diffBox.replaceChildren(diffTable(computeDiff(review.proposal, editedOutput(review))));
+    redrawDiff();
     const inputs = names.map((name) => {
       const spec = props[name] || {};
       const current = name in state.edits ? state.edits[name] : proposal[name];
@@ -299,14 +300,14 @@
       };
       if (spec.type === "boolean") {
         input = h("input", { id, type: "checkbox", checked: Boolean(current),
-          onchange: (e) => { state.edits[name] = e.target.checked; refresh(); } });
+          onchange: (e) => { state.edits[name] = e.target.checked; redrawDiff(); } });
       } else if (spec.type === "number" || spec.type === "integer") {
         input = h("input", { id, type: "number", value: current ?? "", step: spec.type === "integer" ? "1" : "any",
-          oninput: (e) => { state.edits[name] = parse(e.target.value); refresh(); } });
+          oninput: (e) => { state.edits[name] = parse(e.target.value); redrawDiff(); } });
       } else {
         const text = spec.type === "string" ? (current ?? "") : JSON.stringify(current ?? null, null, 2);
         input = h("textarea", { id, rows: String(Math.min(8, Math.max(2, String(text).split("\n").length + 1))),
-          oninput: (e) => { state.edits[name] = parse(e.target.value); refresh(); } });
+          oninput: (e) => { state.edits[name] = parse(e.target.value); redrawDiff(); } });
         input.value = text;
       }
       return h("div", { class: "edit-field" }, h("label", { for: id }, spec.title || name), input,

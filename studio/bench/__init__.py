@@ -210,7 +210,8 @@ def redis_location() -> str:
 # -- Celery workers, as `up` runs them ------------------------------------------------------------
 
 
-def _worker_argv(name: str, *, queue: str, pool: str, concurrency: int) -> list[str]:
+def worker_argv(name: str, *, queue: str, pool: str, concurrency: int) -> list[str]:
+    """A Celery worker's command line as ``up`` runs it (the test suite starts its workers with it too)."""
     return [
         sys.executable, "-m", "celery", "-A", "studio", "worker", "--loglevel", "INFO",
         "--concurrency", str(concurrency), "--pool", pool, "-Q", queue, "-n", name + "%h",
@@ -267,7 +268,7 @@ def celery_workers(*, say: Say, io_threads: int = 16, processes: int = 2) -> Ite
             log_path = log_dir / f"{name.rstrip('@')}.log"
             with open(log_path, "w") as log:
                 proc = subprocess.Popen(
-                    _worker_argv(name, queue=queue, pool=pool, concurrency=concurrency),
+                    worker_argv(name, queue=queue, pool=pool, concurrency=concurrency),
                     cwd=settings.BASE_DIR, env=dict(os.environ), stdin=subprocess.DEVNULL, stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # Ctrl-C reaches only us; we stop them after our clean-up
@@ -347,6 +348,15 @@ class WebServer:
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen(argv, cwd=settings.BASE_DIR, env=dict(os.environ), stdout=log,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # fmt: skip
+        try:
+            self._wait_serving()
+        except BaseException:  # not serving (or interrupted): no server left behind
+            self.__exit__()
+            raise
+        self.say(f"web server (uvicorn) at {self.url}")
+        return self
+
+    def _wait_serving(self) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -362,8 +372,6 @@ class WebServer:
                 time.sleep(0.2)
         else:
             raise BenchError("the web server did not answer within 60 s")
-        self.say(f"web server (uvicorn) at {self.url}")
-        return self
 
     def __exit__(self, *exc) -> None:
         self.proc.terminate()

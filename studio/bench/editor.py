@@ -20,20 +20,12 @@ from __future__ import annotations
 import math
 import os
 import secrets
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
 
-from studio.bench import BenchError, Report, Row, Say, Target, throwaway_tenant
+from studio.bench import BenchError, Report, Row, Say, Target, WebServer, throwaway_tenant
 
 FULL_SIZES = (1000, 5000)
 QUICK_SIZES = (1000,)
@@ -76,49 +68,6 @@ def generated_graph(count: int) -> dict:
         )
         i += 5
     return {"schema": 1, "nodes": nodes, "edges": edges}
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def web_server(*, say: Say) -> Iterator[str]:
-    """The ASGI app under uvicorn, as the tests serve it; stopped on the way out."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = Path(tempfile.mkstemp(prefix="afs-bench-web-", suffix=".log")[1])
-    argv = [sys.executable, "-m", "uvicorn", "studio.asgi:application", "--host", "127.0.0.1",
-            "--port", str(port), "--lifespan", "off", "--log-level", "warning"]  # fmt: skip
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(argv, cwd=settings.BASE_DIR, env=dict(os.environ), stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise BenchError(f"the web server exited with {proc.returncode}; see {log_path}")
-            try:
-                urllib.request.urlopen(url + "/healthz", timeout=2)
-                break
-            except urllib.error.HTTPError:
-                break  # a 503 still means it serves
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise BenchError(f"the web server did not answer within 60 s; see {log_path}") from None
-                time.sleep(0.2)
-        say(f"web server at {url}")
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log_path.unlink(missing_ok=True)
 
 
 # Installed before any page script: records when the first node reaches the DOM.
@@ -255,9 +204,9 @@ def run(*, quick: bool, say: Say) -> Report:
             for size in sizes
         }
         try:
-            with web_server(say=say) as url:
+            with WebServer(say) as server:
                 results = _measure_all(
-                    url, username, password, flows, seconds=seconds, chromium=chromium, say=say
+                    server.url, username, password, flows, seconds=seconds, chromium=chromium, say=say
                 )
         finally:
             user.delete()

@@ -321,61 +321,44 @@ class MemoryBench:
         self.report.notes.append(f"{label}: PostgreSQL plans {plan}; with sorts priced out: {forced}")
         raw_p95 = percentile(times["raw"], 95)
         add = self.report.add
-        add(Row(f"{key}_raw_p50_ms", f"{label}: raw SQL P50", percentile(times["raw"], 50), "ms"))
-        add(Row(f"{key}_raw_p95_ms", f"{label}: raw SQL P95 (relaxed_order)", raw_p95, "ms"))
-        add(Row(f"{key}_raw_recall", f"{label}: raw SQL recall@10", _mean(recall["raw"]), "",
-                targets=(RECALL_TARGET,)))  # fmt: skip
-        add(Row(f"{key}_strict_p95_ms", f"{label}: raw SQL P95 (strict_order)", percentile(times["strict"], 95),
-                "ms", raw_p95, f"{raw_p95:.2f} ms relaxed"))  # fmt: skip
-        add(
-            Row(
-                f"{key}_strict_recall",
-                f"{label}: raw SQL recall@10 (strict_order)",
-                _mean(recall["strict"]),
-                "",
-            )
-        )
-        add(
-            Row(
-                f"{key}_service_p50_ms", f"{label}: memory_search P50", percentile(times["service"], 50), "ms"
-            )
-        )
-        add(Row(f"{key}_service_p95_ms", f"{label}: memory_search P95", percentile(times["service"], 95), "ms",
-                raw_p95, f"{raw_p95:.2f} ms raw SQL", (P95_TARGET,)))  # fmt: skip
-        add(Row(f"{key}_service_recall", f"{label}: memory_search recall@10", _mean(recall["service"]), "",
-                targets=(RECALL_TARGET,)))  # fmt: skip
-        add(Row(f"{key}_hnsw_p95_ms", f"{label}: HNSW forced, relaxed_order P95", percentile(times["hnsw"], 95),
-                "ms", raw_p95, f"{raw_p95:.2f} ms planner's choice"))  # fmt: skip
-        add(
-            Row(
-                f"{key}_hnsw_recall",
-                f"{label}: HNSW forced, relaxed_order recall@10",
-                _mean(recall["hnsw"]),
-                "",
-            )
-        )
-        add(Row(f"{key}_hnsw_strict_p95_ms", f"{label}: HNSW forced, strict_order P95",
-                percentile(times["hnsw_strict"], 95), "ms"))  # fmt: skip
-        add(Row(f"{key}_hnsw_strict_recall", f"{label}: HNSW forced, strict_order recall@10",
-                _mean(recall["hnsw_strict"]), ""))  # fmt: skip
+
+        def p50_row(way: str, figure: str) -> None:
+            add(Row(f"{key}_{way}_p50_ms", f"{label}: {figure}", percentile(times[way], 50), "ms"))
+
+        def p95_row(way: str, figure: str, baseline_label: str = "", *targets: Target) -> None:
+            add(Row(f"{key}_{way}_p95_ms", f"{label}: {figure}", percentile(times[way], 95), "ms",
+                    raw_p95 if baseline_label else None, baseline_label, targets))  # fmt: skip
+
+        def recall_row(way: str, figure: str, *targets: Target) -> None:
+            add(Row(f"{key}_{way}_recall", f"{label}: {figure}", _mean(recall[way]), "", targets=targets))
+
+        raw_label = f"{raw_p95:.2f} ms raw SQL"
+        p50_row("raw", "raw SQL P50")
+        p95_row("raw", "raw SQL P95 (relaxed_order)")
+        recall_row("raw", "raw SQL recall@10", RECALL_TARGET)
+        p95_row("strict", "raw SQL P95 (strict_order)", f"{raw_p95:.2f} ms relaxed")
+        recall_row("strict", "raw SQL recall@10 (strict_order)")
+        p50_row("service", "memory_search P50")
+        p95_row("service", "memory_search P95", raw_label, P95_TARGET)
+        recall_row("service", "memory_search recall@10", RECALL_TARGET)
+        p95_row("hnsw", "HNSW forced, relaxed_order P95", f"{raw_p95:.2f} ms planner's choice")
+        recall_row("hnsw", "HNSW forced, relaxed_order recall@10")
+        p95_row("hnsw_strict", "HNSW forced, strict_order P95")
+        recall_row("hnsw_strict", "HNSW forced, strict_order recall@10")
         add(Row(f"{key}_hnsw_off_results", f"{label}: HNSW forced, iterative scan off: results of {K}",
                 _mean([float(n) for n in returned]), ""))  # fmt: skip
         if times["api"]:
-            add(Row(f"{key}_api_p50_ms", f"{label}: search API P50", percentile(times["api"], 50), "ms"))
-            add(Row(f"{key}_api_p95_ms", f"{label}: search API P95", percentile(times["api"], 95), "ms",
-                    raw_p95, f"{raw_p95:.2f} ms raw SQL", (P95_TARGET,)))  # fmt: skip
-            add(Row(f"{key}_api_recall", f"{label}: search API recall@10", _mean(recall["api"]), "",
-                    targets=(RECALL_TARGET,)))  # fmt: skip
+            p50_row("api", "search API P50")
+            p95_row("api", "search API P95", raw_label, P95_TARGET)
+            recall_row("api", "search API recall@10", RECALL_TARGET)
         if times["floor"]:
             floor_p95 = percentile(times["floor"], 95)
-            add(Row(f"{key}_floor_p50_ms", f"{label}: API floor (no-op view, same auth and body) P50",
-                    percentile(times["floor"], 50), "ms"))  # fmt: skip
-            add(Row(f"{key}_floor_p95_ms", f"{label}: API floor (no-op view, same auth and body) P95", floor_p95,
-                    "ms", raw_p95, f"{raw_p95:.2f} ms raw SQL"))  # fmt: skip
+            p50_row("floor", "API floor (no-op view, same auth and body) P50")
+            p95_row("floor", "API floor (no-op view, same auth and body) P95", raw_label)
             if times["api"]:  # what the search view adds above Django+DRF, next to the query alone
                 above = percentile(times["api"], 95) - floor_p95
                 add(Row(f"{key}_api_above_floor_p95_ms", f"{label}: search API above the floor P95 (API - floor)",
-                        above, "ms", raw_p95, f"{raw_p95:.2f} ms raw SQL"))  # fmt: skip
+                        above, "ms", raw_p95, raw_label))  # fmt: skip
 
     def purge_largest(self) -> tuple[int, float]:
         ns = self.namespaces[-1]
@@ -391,11 +374,19 @@ class MemoryBench:
                 break
         return deleted, time.perf_counter() - started
 
-    def run(self) -> Report:
+    def api_client(self, tenant_index: int, key_name: str) -> Any:
+        """A test client holding a new builder API key of the tenant."""
         from rest_framework.test import APIClient
 
-        from studio.memory import api
         from studio.tenants.services import api_key_create
+
+        client = APIClient(SERVER_NAME="localhost")
+        raw_key = api_key_create(tenant=self.tenants[tenant_index], name=key_name, role="builder").raw_key
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+        return client
+
+    def run(self) -> Report:
+        from studio.memory import api
 
         say, sizes, add = self.say, self.sizes, self.report.add
         # The bench URLconf for the whole run (switching per request would rebuild the resolver each
@@ -424,24 +415,18 @@ class MemoryBench:
             labels = {i: f"{'largest' if i == largest else 'smallest'} tenant ({share[i]:.0%}, "
                          f"{tenant_items[i]:,} items)" for i in (smallest, largest)}  # fmt: skip
             for index, key in ((largest, "largest"), (smallest, "smallest")):
-                client = APIClient(SERVER_NAME="localhost")
-                raw_key = api_key_create(tenant=self.tenants[index], name="bench", role="builder").raw_key
-                client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
                 say(f"searching: {labels[index]}, {sizes.queries} queries")
-                self.measure(labels[index], key, index, client, seed=1000 + index)
+                self.measure(labels[index], key, index, self.api_client(index, "bench"), seed=1000 + index)
             say(f"purging {PURGE_SHARE:.0%} of the largest tenant through max-items eviction")
             deleted, purge_s = self.purge_largest()
             add(Row("purge_items", "items purged from the largest tenant", deleted, "items"))
             add(Row("purge_items_per_s", "purge throughput (batches of 1,000)", deleted / purge_s, "items/s"))
             for index, key in ((largest, "after_purge_largest"), (smallest, "after_purge_smallest")):
-                client = APIClient(SERVER_NAME="localhost")
-                raw_key = api_key_create(tenant=self.tenants[index], name="bench2", role="builder").raw_key
-                client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
                 label = (
                     f"after purge, {labels[index].split(' (')[0]} ({_count(self.namespaces[index]):,} items)"
                 )
                 say(f"searching: {label}")
-                self.measure(label, key, index, client, seed=2000 + index)
+                self.measure(label, key, index, self.api_client(index, "bench2"), seed=2000 + index)
         self.report.notes.append(
             "raw SQL = memory_search's query string (SET LOCALs + search, one round trip) with the tenant and "
             "namespace ids given, less its namespace check; raw, service, API and API floor take turns going first; "

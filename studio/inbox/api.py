@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -106,7 +108,7 @@ class _ReviewActionApi(APIView):
     """A one-click action on a review (claim, release): the service, then the review as it is."""
 
     required_permission = "reviews.decide"
-    service = staticmethod(services.review_claim)
+    service: Callable[..., ReviewTask]  # set by each action below
 
     @extend_schema(request=None, responses={200: ReviewOutput})
     def post(self, request, pk: int):

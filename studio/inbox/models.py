@@ -25,6 +25,8 @@ class ReviewStatus(models.TextChoices):
 REVIEW_PENDING = (ReviewStatus.OPEN, ReviewStatus.CLAIMED, ReviewStatus.ESCALATED)
 # Nobody holds it: what the unread badge counts.
 REVIEW_UNCLAIMED = (ReviewStatus.OPEN, ReviewStatus.ESCALATED)
+# Decided by a reviewer: the "decided" filter, what metrics time to decision.
+REVIEW_DECIDED = (ReviewStatus.APPROVED, ReviewStatus.REJECTED, ReviewStatus.EDITED)
 
 
 class Decision(models.TextChoices):

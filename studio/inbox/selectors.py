@@ -10,18 +10,17 @@ from django.db.models import Avg, Count, F, Q, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from studio.inbox.models import REVIEW_PENDING, REVIEW_UNCLAIMED, ReviewStatus, ReviewTask
+from studio.inbox.models import REVIEW_DECIDED, REVIEW_PENDING, REVIEW_UNCLAIMED, ReviewStatus, ReviewTask
 from studio.tenants.models import Tenant
 
 STATUS_FILTERS: dict[str, tuple[str, ...]] = {
     **{status.value: (status.value,) for status in ReviewStatus},
     # Groups after single statuses: "open" means every status still waiting for a decision.
-    "open": tuple(REVIEW_PENDING),
-    "unclaimed": tuple(REVIEW_UNCLAIMED),
-    "decided": (ReviewStatus.APPROVED, ReviewStatus.REJECTED, ReviewStatus.EDITED),
-    "closed": (ReviewStatus.APPROVED, ReviewStatus.REJECTED, ReviewStatus.EDITED, ReviewStatus.EXPIRED,
-               ReviewStatus.CANCELLED),
-}  # fmt: skip
+    "open": REVIEW_PENDING,
+    "unclaimed": REVIEW_UNCLAIMED,
+    "decided": REVIEW_DECIDED,
+    "closed": (*REVIEW_DECIDED, ReviewStatus.EXPIRED, ReviewStatus.CANCELLED),
+}
 
 
 def review_list(
@@ -47,8 +46,9 @@ def review_get(*, tenant: Tenant, pk: int) -> ReviewTask:
     return get_object_or_404(review_list(tenant=tenant), pk=pk)
 
 
-def review_unread_count(*, tenant: Tenant) -> int:
-    """Unclaimed reviews waiting in the tenant's queue: the navigation badge (one indexed count)."""
+def review_unread_count(*, tenant: Tenant | int) -> int:
+    """Unclaimed reviews waiting in the tenant's queue: the navigation badge (one indexed count).
+    ``tenant`` may be an id: live events count from the review's ``tenant_id`` without loading it."""
     return ReviewTask.objects.for_tenant(tenant).filter(status__in=REVIEW_UNCLAIMED).count()
 
 
@@ -103,10 +103,7 @@ _AGGREGATES = {
     "edited": Count("id", filter=Q(status=ReviewStatus.EDITED)),
     "expired": Count("id", filter=Q(status=ReviewStatus.EXPIRED)),
     "to_claim": Avg(F("claimed_at") - F("created_at"), filter=Q(claimed_at__isnull=False)),
-    "to_decision": Avg(
-        F("decided_at") - F("created_at"),
-        filter=Q(status__in=[ReviewStatus.APPROVED, ReviewStatus.REJECTED, ReviewStatus.EDITED]),
-    ),
+    "to_decision": Avg(F("decided_at") - F("created_at"), filter=Q(status__in=REVIEW_DECIDED)),
 }
 
 

@@ -22,6 +22,7 @@ from flows import engine
 from flows.models import Run, StepRun, StepStatus
 from flows.nodes import NodeError, NodeResult
 from studio.inbox.models import REVIEW_PENDING, REVIEW_UNCLAIMED, Decision, ReviewStatus, ReviewTask
+from studio.inbox.selectors import review_unread_count
 from studio.realtime import group_name, publish_on_commit
 from studio.tenants.roles import Role
 from studio.tenants.selectors import Actor
@@ -75,14 +76,10 @@ def review_summary(review: ReviewTask) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _unread(tenant_id: int) -> int:
-    return ReviewTask.objects.filter(tenant_id=tenant_id, status__in=REVIEW_UNCLAIMED).count()
-
-
 def _publish(review: ReviewTask, event: str, *, unread: int | None = None) -> None:
     # The unclaimed count rides along (one indexed count) so every open page's nav badge stays right.
     if unread is None:
-        unread = _unread(review.tenant_id)
+        unread = review_unread_count(tenant=review.tenant_id)
     message = {"type": "review.event", "event": event, "review": review_summary(review), "unread": unread}
     publish_on_commit(group_name("inbox", review.tenant_id), message)
 
@@ -131,7 +128,7 @@ def review_create(
     )
     # Counted before the review exists (it will be one more: it opens unclaimed), so that from
     # its creation to its announcement there is only its INSERT and the commit.
-    unread = _unread(run.tenant_id) + 1
+    unread = review_unread_count(tenant=run.tenant_id) + 1
     now = timezone.now()
     review = ReviewTask.objects.create(
         tenant_id=run.tenant_id, flow_id=run.flow_id, run=run, step=step, node_id=step.node_id,

@@ -7,14 +7,14 @@ from django.shortcuts import render
 
 from flows.selectors import flow_list
 from studio.inbox import selectors
-from studio.inbox.api import ReviewOutput
+from studio.inbox.api import DEFAULT_LIST, ReviewOutput
 from studio.tenants.views import member_required
 
 
 @member_required("reviews.view")
 def inbox(request):
     actor = request.actor
-    reviews = list(selectors.review_list(tenant=actor.tenant, status="open")[:200])
+    reviews = list(selectors.review_list(tenant=actor.tenant, status="open")[:DEFAULT_LIST])
     boot = {
         "tenant": actor.tenant.pk,
         "me": actor.user.get_username(),

@@ -110,10 +110,6 @@ class MemoryNamespace(models.Model):
     def __str__(self) -> str:
         return f"{self.tenant}/{self.name}"
 
-    @property
-    def has_policy(self) -> bool:
-        return self.ttl_seconds is not None or self.max_items is not None
-
 
 class MemoryItem(models.Model):
     # No index of its own on tenant: memory_item_tenant_ns starts with it.

@@ -50,9 +50,7 @@ def vector_literal(vector: list[float]) -> str:
     return "[" + ",".join(f"{float(x):.7g}" for x in vector) + "]"
 
 
-def search_sql(
-    dims: int, *, with_filter: bool, check_namespace: bool = False, table: str = "memory_memoryitem"
-) -> str:
+def search_sql(dims: int, *, with_filter: bool, check_namespace: bool = False) -> str:
     """The search statement, also run as "raw SQL" by the benchmark. The inner query has the shape
     the partial HNSW index serves (``dims = N`` and ``embedding::vector(N) <=> q``); for a small
     namespace the planner prefers the (tenant, namespace, created_at) btree and an exact sort.
@@ -70,7 +68,7 @@ def search_sql(
         WITH nearest AS MATERIALIZED (
             SELECT id, content, metadata, subject, source, created_at, pinned,
                    embedding::vector({dims}) <=> %(q)s::vector({dims}) AS distance
-            FROM {table}
+            FROM memory_memoryitem
             WHERE dims = {dims} AND tenant_id = %(tenant)s AND namespace_id = %(namespace)s
               AND (expires_at IS NULL OR expires_at > now()) {metadata}
             ORDER BY embedding::vector({dims}) <=> %(q)s::vector({dims})
@@ -88,14 +86,13 @@ def search_statement(
     with_filter: bool,
     check_namespace: bool = False,
     iterative_scan: str = ITERATIVE_SCAN,
-    table: str = "memory_memoryitem",
 ) -> str:
     """The SET LOCALs and the search as one query string: one round trip. Django's psycopg cursor
     binds parameters on the client, so the string goes as a simple query, which PostgreSQL runs
     as one transaction of its own (SET LOCAL ends with it); inside a caller's transaction the
     settings last until that ends. The benchmark's raw SQL runs this string, less the namespace
     check."""
-    search = search_sql(dims, with_filter=with_filter, check_namespace=check_namespace, table=table)
+    search = search_sql(dims, with_filter=with_filter, check_namespace=check_namespace)
     return f"{search_settings(k, iterative_scan=iterative_scan)}; {search}"
 
 

@@ -93,12 +93,17 @@ def memory_namespace_get_or_create(*, tenant: Tenant, name: str, spec: dict | No
             "redaction_rules": defaults.get("redaction_rules", list(BUILTIN_RULES)),
         },
     )
-    if created and namespace.dims != DEFAULT_DIMS and namespace.dims <= HNSW_MAX_DIMS:
+    if created:
+        _index_ensure_on_commit(namespace.dims)
+    return namespace
+
+
+def _index_ensure_on_commit(dims: int) -> None:
+    """After commit, build the partial HNSW index of a dimension the migration did not index."""
+    if dims != DEFAULT_DIMS and dims <= HNSW_MAX_DIMS:
         from studio.memory.tasks import memory_index_ensure_task
 
-        dims = namespace.dims
         transaction.on_commit(lambda: memory_index_ensure_task.delay(dims))
-    return namespace
 
 
 def memory_namespace_set_policy(
@@ -324,8 +329,7 @@ def memory_reembed_batch(
     """Re-embed up to ``batch`` items (ids above ``after_id``) with ``spec``; returns (count, last id).
 
     Used by ``manage.py memory_reembed``, which switches the namespace to ``spec`` afterwards."""
-    spec = embedders.normalize_spec(spec)
-    embedder = embedders.get_embedder(spec, tenant=namespace.tenant)
+    embedder = embedders.get_embedder(spec, tenant=namespace.tenant)  # normalizes the spec
     items = list(MemoryItem.objects.filter(namespace=namespace, pk__gt=after_id).order_by("pk")[:batch])
     if not items:
         return 0, after_id
@@ -343,9 +347,5 @@ def memory_namespace_switch(*, namespace: MemoryNamespace, spec: dict) -> Memory
     namespace.embedder = spec
     namespace.dims = embedders.spec_dims(spec)
     namespace.save(update_fields=["embedder", "dims", "updated_at"])
-    if namespace.dims != DEFAULT_DIMS and namespace.dims <= HNSW_MAX_DIMS:
-        from studio.memory.tasks import memory_index_ensure_task
-
-        dims = namespace.dims
-        transaction.on_commit(lambda: memory_index_ensure_task.delay(dims))
+    _index_ensure_on_commit(namespace.dims)
     return namespace

@@ -69,9 +69,12 @@ def settings_memory(request):
                     tenant=tenant, subject=request.POST.get("subject", ""), actor=request.actor.label
                 )
                 messages.success(request, f"Forgot {sum(counts.values())} item(s) about that subject.")
-        except services.MemoryValidationError as exc:
-            messages.error(request, str(exc))
-        except (embedders.EmbedderError, services.EmbedderUnavailable, ValidationError) as exc:
+        except (
+            services.MemoryValidationError,
+            services.EmbedderUnavailable,
+            embedders.EmbedderError,
+            ValidationError,
+        ) as exc:
             messages.error(request, str(exc))
         return redirect("memory:settings")
     try:
