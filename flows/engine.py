@@ -485,7 +485,7 @@ STEP_FIELDS = [
     "started_at", "finished_at", "latency_ms", "tokens_in", "tokens_out", "cost_usd", "model", "lease_token",
     "lease_expires_at", "retry_at", "state",
 ]  # fmt: skip
-RUN_FIELDS = ["status", "outputs", "error", "finished_at", "tokens_in", "tokens_out", "cost_usd"]
+RUN_FIELDS = ["status", "outputs", "error", "started_at", "finished_at", "tokens_in", "tokens_out", "cost_usd"]
 
 _JSON_FIELDS = {name for name in STEP_FIELDS if isinstance(StepRun._meta.get_field(name), JSONField)}
 _SAVE_STEPS_SQL = "UPDATE {table} SET {sets} WHERE id = %s".format(
@@ -616,7 +616,7 @@ _RUN = Columns.of(Run, "r", defer=["draft_graph"])
 _FLOW = Columns.of(Flow, "f", defer=["draft"])
 _TENANT = Columns.of(Tenant, "t")
 # What changes on a run while its steps execute; the rest (inputs, version, parent…) never does.
-_RUN_MOVING = Columns.of(Run, "r", only=[*RUN_FIELDS, "started_at"])
+_RUN_MOVING = Columns.of(Run, "r", only=RUN_FIELDS)
 
 _RUN_CONTEXT_SQL = (
     f"SELECT {select_list(_RUN, _FLOW, _TENANT)} FROM {_RUN.table} "

@@ -213,6 +213,7 @@ def test_a_subflow_runs_a_pinned_version_as_a_child_run(tenant):
     assert run.outputs == {"result": 42}
     [child_run] = Run.objects.filter(parent_step__run=run)
     assert (child_run.flow_id, child_run.version.number, child_run.status) == (child.pk, 1, "succeeded")
+    assert child_run.started_at is not None and child_run.started_at <= child_run.finished_at  # it was saved
 
 
 def test_a_map_over_1000_items_respects_its_concurrency_and_keeps_order(tenant, receiver):
