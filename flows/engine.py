@@ -485,7 +485,16 @@ STEP_FIELDS = [
     "started_at", "finished_at", "latency_ms", "tokens_in", "tokens_out", "cost_usd", "model", "lease_token",
     "lease_expires_at", "retry_at", "state",
 ]  # fmt: skip
-RUN_FIELDS = ["status", "outputs", "error", "started_at", "finished_at", "tokens_in", "tokens_out", "cost_usd"]
+RUN_FIELDS = [
+    "status",
+    "outputs",
+    "error",
+    "started_at",
+    "finished_at",
+    "tokens_in",
+    "tokens_out",
+    "cost_usd",
+]
 
 _JSON_FIELDS = {name for name in STEP_FIELDS if isinstance(StepRun._meta.get_field(name), JSONField)}
 _SAVE_STEPS_SQL = "UPDATE {table} SET {sets} WHERE id = %s".format(
