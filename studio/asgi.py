@@ -15,9 +15,12 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from studio.routing import websocket_urlpatterns  # noqa: E402
 
+
+def websocket_stack(patterns: list):
+    """What every websocket of the studio goes through: origin check, session auth, routing."""
+    return AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(patterns)))
+
+
 application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
-    }
+    {"http": django_asgi_app, "websocket": websocket_stack(websocket_urlpatterns)}
 )

@@ -334,16 +334,17 @@ def throwaway_tenant(prefix: str = "bench") -> Iterator[Any]:
 class WebServer:
     """uvicorn serving the studio on a free port, as ``up`` runs it, for the length of a benchmark."""
 
-    def __init__(self, say: Say) -> None:
+    def __init__(self, say: Say, app: str = "studio.asgi:application") -> None:
         from studio.embedded import free_port
 
+        self.app = app
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.say = say
         self.log = Path(tempfile.mkstemp(prefix="afs-bench-web-", suffix=".log")[1])
 
     def __enter__(self) -> WebServer:
-        argv = [sys.executable, "-m", "uvicorn", "studio.asgi:application", "--host", "127.0.0.1",
+        argv = [sys.executable, "-m", "uvicorn", self.app, "--host", "127.0.0.1",
                 "--port", str(self.port), "--lifespan", "off", "--log-level", "warning"]  # fmt: skip
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen(argv, cwd=settings.BASE_DIR, env=dict(os.environ), stdout=log,

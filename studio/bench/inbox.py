@@ -1,12 +1,14 @@
 """``bench inbox``: review-created → message-at-client latency over ws/inbox/, next to raw Channels.
 
 On one harness, in one command: an ASGI server (uvicorn, as ``up`` runs it) with N reviewer
-websockets connected through ws/inbox/ (session cookies, origin checked), and Celery workers.
+websockets connected through ws/inbox/ (session cookies, origin checked), N more connected to a
+plain Channels consumer (``inbox_asgi.RawChannelsConsumer``, served by the same process behind
+the same middleware), and Celery workers.
 
-(a) raw Channels fan-out, the baseline: plain messages sent to the inbox group as the channel
-    layer's ``group_send`` sends them (one PUBLISH of the serialized dict; the sync caller skips
-    ``async_to_sync``'s event loop), each consumer encoding its own JSON with ``send_json``, at
-    the given rate, timed from publish to each socket;
+(a) raw Channels fan-out, the baseline: messages sent to the plain consumers' group as the
+    channel layer's ``group_send`` sends them (one PUBLISH of the serialized dict; the sync caller
+    skips ``async_to_sync``'s event loop), each consumer encoding its own JSON with ``send_json``
+    through Channels' own dispatch, at the given rate, timed from publish to each socket;
 (b) the inbox: runs started at the same rate, each reaching an approval node on a worker, which
     creates a ReviewTask and publishes ``created`` after commit; timed from the review's creation
     (``ReviewTask.created_at``, before its commit) to each socket.
@@ -59,9 +61,9 @@ QUICK = Sizes(reviews=40, sockets=40, rate=10.0)
 class Clients:
     """N websocket clients on an event loop in a thread of their own."""
 
-    url: str
+    urls: list[str]  # one per socket
     origin: str
-    cookies: list[str]
+    cookies: list[str]  # one per socket
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
     raw: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))  # seq → latencies (ms)
     created: list[dict[int, float]] = field(default_factory=list)  # per socket: review id → received at
@@ -75,16 +77,16 @@ class Clients:
 
     async def _connect_all(self) -> None:
         ready = [asyncio.Event() for _ in self.cookies]
-        for index, cookie in enumerate(self.cookies):
-            self._tasks.append(asyncio.ensure_future(self._client(index, cookie, ready[index])))
+        for index, (url, cookie) in enumerate(zip(self.urls, self.cookies, strict=True)):
+            self._tasks.append(asyncio.ensure_future(self._client(index, url, cookie, ready[index])))
         await asyncio.wait_for(asyncio.gather(*(event.wait() for event in ready)), timeout=110)
 
-    async def _client(self, index: int, cookie: str, ready: asyncio.Event) -> None:
+    async def _client(self, index: int, url: str, cookie: str, ready: asyncio.Event) -> None:
         import websockets
 
         headers = {"Cookie": cookie, "Origin": self.origin}
         try:
-            async with websockets.connect(self.url, additional_headers=headers, max_queue=None) as socket:
+            async with websockets.connect(url, additional_headers=headers, max_queue=None) as socket:
                 async for message in socket:
                     now = time.time()
                     event = json.loads(message)
@@ -112,7 +114,7 @@ class ClientProcess:
     """The clients in a process of their own, so that starting runs here (ORM work under the GIL)
     never delays their receiving: both sides of the comparison see an idle client process."""
 
-    def __init__(self, *, url: str, origin: str, cookies: list[str]) -> None:
+    def __init__(self, *, urls: list[str], origin: str, cookies: list[str]) -> None:
         import multiprocessing
 
         from django.db import connections
@@ -120,7 +122,7 @@ class ClientProcess:
         connections.close_all()  # no database connection crosses the fork
         context = multiprocessing.get_context("fork")
         self.conn, child = context.Pipe()
-        self.proc = context.Process(target=_client_process, args=(url, origin, cookies, child), daemon=True)
+        self.proc = context.Process(target=_client_process, args=(urls, origin, cookies, child), daemon=True)
         self.proc.start()
         self.closed = 0
         self.raw: dict[int, list[float]] = {}
@@ -140,8 +142,8 @@ class ClientProcess:
         self.proc.join(10)
 
 
-def _client_process(url: str, origin: str, cookies: list[str], conn) -> None:
-    clients = Clients(url=url, origin=origin, cookies=cookies)
+def _client_process(urls: list[str], origin: str, cookies: list[str], conn) -> None:
+    clients = Clients(urls=urls, origin=origin, cookies=cookies)
     clients.start()
     conn.send({"closed": clients.closed})
     conn.recv()  # "stop"
@@ -180,7 +182,7 @@ def run(*, quick: bool, say: Say) -> Report:
 
     from flows import services as flow_services
     from studio.inbox.models import ReviewTask
-    from studio.realtime import _client, group_name, redis_channel
+    from studio.realtime import _client, redis_channel
     from studio.tenants.models import Membership
     from studio.tenants.roles import Role
 
@@ -189,7 +191,8 @@ def run(*, quick: bool, say: Say) -> Report:
     report.notes.append(f"channel layer: {settings.CHANNEL_LAYERS['default']['BACKEND'].rsplit('.', 1)[-1]}")
     users: list = []
     cookies: list[str] = []
-    with throwaway_tenant("bench-inbox") as tenant, celery_workers(say=say), WebServer(say) as web:
+    server = WebServer(say, app="studio.bench.inbox_asgi:application")
+    with throwaway_tenant("bench-inbox") as tenant, celery_workers(say=say), server as web:
         try:
             User = get_user_model()
             for index in range(sizes.sockets):
@@ -204,17 +207,21 @@ def run(*, quick: bool, say: Say) -> Report:
             ], "edges": [{"id": "e", "source": "trigger", "target": "check"}]}  # fmt: skip
             flow = flow_services.flow_create(tenant=tenant, name="bench approvals", graph=doc)
             flow_services.flow_publish(flow=flow)
-            clients = ClientProcess(url=f"ws://127.0.0.1:{web.port}/ws/inbox/?tenant={tenant.pk}",
-                                    origin=web.url, cookies=cookies)  # fmt: skip
-            say(f"connecting {sizes.sockets} reviewer websockets")
+            raw_group = f"bench-raw.{tenant.pk}"
+            inbox_url = f"ws://127.0.0.1:{web.port}/ws/inbox/?tenant={tenant.pk}"
+            raw_url = f"ws://127.0.0.1:{web.port}/ws/bench/raw/{raw_group}/"
+            # Sockets 0..N-1 follow the inbox, N..2N-1 the plain consumer (with the same sessions).
+            clients = ClientProcess(urls=[inbox_url] * sizes.sockets + [raw_url] * sizes.sockets,
+                                    origin=web.url, cookies=cookies * 2)  # fmt: skip
+            say(f"connecting {sizes.sockets} reviewer websockets and {sizes.sockets} plain Channels ones")
             clients.wait_connected()
             if clients.closed:
-                report.fail(f"{clients.closed} of {sizes.sockets} websockets closed while connecting")
-            channel, layer = redis_channel(group_name("inbox", tenant.pk)), get_channel_layer()
+                report.fail(f"{clients.closed} of {2 * sizes.sockets} websockets closed while connecting")
+            channel, layer = redis_channel(raw_group), get_channel_layer()
             runs = []
 
             def raw(index: int) -> None:
-                message = {"type": "review.event", "event": "raw", "seq": index, "sent": time.time()}
+                message = {"type": "raw.event", "event": "raw", "seq": index, "sent": time.time()}
                 _client().publish(channel, layer.serialize(message))
 
             def review(index: int) -> None:
@@ -241,13 +248,14 @@ def run(*, quick: bool, say: Say) -> Report:
             created_at = {r.pk: r.created_at.timestamp() for r in reviews}
             warm_ids = set(ReviewTask.objects.filter(run_id__in=warm_runs).values_list("pk", flat=True))
             raw_ms = [ms for seq, values in clients.raw.items() if seq >= 0 for ms in values]
+            inbox_sockets = clients.created[: sizes.sockets]
             inbox_ms = [
                 (received - created_at[rid]) * 1000
-                for per_socket in clients.created
+                for per_socket in inbox_sockets
                 for rid, received in per_socket.items()
                 if rid in created_at
             ]
-            missed = [set(created_at) - set(per_socket) for per_socket in clients.created]
+            missed = [set(created_at) - set(per_socket) for per_socket in inbox_sockets]
             missed_live = sum(len(m) for m in missed)
             raw_expected = sizes.sockets * 2 * half
             raw_lost = raw_expected - len(raw_ms)
@@ -279,7 +287,7 @@ def run(*, quick: bool, say: Say) -> Report:
             report.runs = len(reviews) + len(warm_ids)
             report.notes.append(
                 f"{sizes.reviews} reviews and {sizes.reviews} raw events at {sizes.rate:g}/s each, alternating in "
-                f"halves, to {sizes.sockets} sockets on one uvicorn process; inbox latency counts from the "
+                f"halves, to {sizes.sockets} sockets each on one uvicorn process; inbox latency counts from the "
                 "review's creation in the worker, so it includes its commit and the publish"
             )
         finally:

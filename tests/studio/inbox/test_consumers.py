@@ -98,3 +98,42 @@ def test_events_reach_the_tenants_reviewers_only_after_commit():
             await comm.disconnect()
 
     asyncio.run(scenario())
+
+
+def test_group_events_skip_channels_per_message_database_close_and_pings_keep_it(monkeypatch):
+    """A fan-out to N sockets made N serialised hops to Channels' database thread just to close
+    connections that ``forward`` never opens; other messages still go through Channels' dispatch."""
+    import channels.consumer
+
+    from studio.realtime import group_name, publish
+
+    tenant = make_tenant("Hops")
+    reviewer = make_member(tenant, Role.REVIEWER)
+    closes = []
+    original = channels.consumer.aclose_old_connections
+
+    async def counted():
+        closes.append(1)
+        return await original()
+
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", counted)
+
+    async def scenario():
+        comms = [communicator(reviewer) for _ in range(3)]
+        for comm in comms:
+            assert (await comm.connect(timeout=5))[0]
+            assert (await comm.receive_json_from(timeout=5))["type"] == "inbox.ready"
+        before = len(closes)
+        await database_sync_to_async(publish)(
+            group_name("inbox", tenant.pk), {"type": "review.event", "n": 1}
+        )
+        for comm in comms:
+            assert await comm.receive_json_from(timeout=5) == {"type": "review.event", "n": 1}
+        assert len(closes) == before  # three sockets, no hop
+        await comms[0].send_json_to({"type": "ping"})
+        assert await comms[0].receive_json_from(timeout=5) == {"type": "pong"}
+        assert len(closes) == before + 1  # the client's message took Channels' dispatch
+        for comm in comms:
+            await comm.disconnect()
+
+    asyncio.run(scenario())
