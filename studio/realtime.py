@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import threading
+import time
 from functools import cache
 
 import redis
@@ -66,28 +69,71 @@ class GroupListener:
     """A blocking listener on one group's events, for sync code that waits (``?wait=`` calls).
 
     Subscribe *before* checking the state you wait for, then ask for the ``next_event()``:
-    nothing that happens in between is missed."""
+    nothing that happens in between is missed.
+
+    Listeners reuse idle subscriber connections (``_IdleSubscribers``): closing a redis-py
+    PubSub disconnects its connection and hands it back to the pool that ``publish`` draws from,
+    so every wait used to cost a new Redis connection for someone."""
 
     def __init__(self, group: str) -> None:
-        self._pubsub = _client().pubsub(ignore_subscribe_messages=True)
-        self._pubsub.subscribe(redis_channel(group))
+        self._channel = redis_channel(group).encode()
+        self._pubsub = _idle.take() or _client().pubsub(ignore_subscribe_messages=True)
+        self._pubsub.subscribe(self._channel)
 
     def next_event(self, timeout: float) -> dict | None:
         """The next event within ``timeout`` seconds (what its sockets receive), or None."""
-        try:
-            message = self._pubsub.get_message(timeout=max(0.0, timeout))
-        except redis.RedisError:
-            return None
-        if message is None:
-            return None
-        sent = get_channel_layer().deserialize(message["data"])
-        return json.loads(sent["text"]) if "text" in sent else sent
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                # None once the time is up, or sooner when it read a (un)subscribe confirmation.
+                message = self._pubsub.get_message(timeout=max(0.0, remaining))
+            except redis.RedisError:
+                return None
+            if message is None:
+                if remaining <= 0:
+                    return None
+                continue
+            if message["channel"] == self._channel:  # not a late one for the connection's last group
+                sent = get_channel_layer().deserialize(message["data"])
+                return json.loads(sent["text"]) if "text" in sent else sent
 
     def close(self) -> None:
-        self._pubsub.close()
+        try:
+            self._pubsub.unsubscribe(self._channel)
+        except redis.RedisError:
+            self._pubsub.close()
+            return
+        _idle.give(self._pubsub)
 
     def __enter__(self) -> GroupListener:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _IdleSubscribers:
+    """Subscriber connections between two waits, at most ``limit``, never shared across a fork."""
+
+    def __init__(self, limit: int = 32) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._idle: list[redis.client.PubSub] = []
+
+    def take(self) -> redis.client.PubSub | None:
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child: those sockets are the parent's
+                self._pid, self._idle = os.getpid(), []
+            return self._idle.pop() if self._idle else None
+
+    def give(self, pubsub: redis.client.PubSub) -> None:
+        with self._lock:
+            if self._pid == os.getpid() and len(self._idle) < self.limit:
+                self._idle.append(pubsub)
+                return
+        pubsub.close()
+
+
+_idle = _IdleSubscribers()

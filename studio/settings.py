@@ -206,6 +206,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 300)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 360)
 CELERY_RESULT_EXPIRES = 3600
+# One result backend per process, not per thread: under ASGI each request runs its sync code on a
+# thread of its own, so a per-thread backend was built again (reading package metadata from
+# disk) by every request that starts a run. Nothing in the studio waits on a task's result
+# (its tasks ignore results); the Redis backend's connection pool is thread-safe.
+CELERY_RESULT_BACKEND_THREAD_SAFE = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_DEFAULT_QUEUE = "studio"
