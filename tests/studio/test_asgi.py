@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 
-import pytest
 from channels.testing import HttpCommunicator
 
 from studio.asgi import application, django_asgi_app
@@ -30,7 +29,9 @@ def test_a_request_crosses_to_its_thread_three_times(monkeypatch):
     monkeypatch.setattr(SyncToAsync, "__call__", counted)
 
     async def go():
-        communicator = HttpCommunicator(application, "GET", "/no-such-page/", headers=[(b"host", b"localhost")])
+        communicator = HttpCommunicator(
+            application, "GET", "/no-such-page/", headers=[(b"host", b"localhost")]
+        )
         return await communicator.get_response(timeout=20)
 
     response = asyncio.run(go())
