@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -14,7 +15,7 @@ from rest_framework.views import APIView
 
 from flows import engine, selectors, services
 from flows.graph import MalformedGraph
-from flows.models import RUN_FINISHED, Run
+from flows.models import RUN_FINISHED, Run, StepRun
 from flows.nodes import all_types
 from studio.api import Conflict, error_response
 from studio.tenants.crypto import decrypt
@@ -344,9 +345,11 @@ def run_dict(run: Run) -> dict:
     }  # fmt: skip
 
 
-def run_payload(run: Run) -> dict:
-    """The run with its steps: what the run API answers and the run socket's snapshot."""
-    return {**run_dict(run), "steps": [step_dict(step) for step in selectors.run_steps(run=run)]}
+def run_payload(run: Run, steps: Iterable[StepRun] | None = None) -> dict:
+    """The run with its steps (read here unless given): what the run API answers and the run
+    socket's snapshot."""
+    steps = selectors.run_steps(run=run) if steps is None else steps
+    return {**run_dict(run), "steps": [step_dict(step) for step in steps]}
 
 
 class RunStart(serializers.Serializer):
@@ -420,9 +423,9 @@ def start_run_response(*, flow, actor, trigger: str, inputs, version, idempotenc
         return error_response(exc.status, str(exc), code=code, details=exc.details)
     if wait:
         selectors.run_wait(run=run, timeout_s=wait)
-    run = selectors.run_get(tenant=flow.tenant, pk=run.pk)  # as it stands now
+    steps = selectors.run_now(run=run)  # as it stands now
     done = run.status in RUN_FINISHED
-    return Response(run_payload(run), status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED)
+    return Response(run_payload(run, steps), status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED)
 
 
 class RunDetailApi(APIView):

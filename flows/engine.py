@@ -393,7 +393,7 @@ class Advance:
             self.run_changed |= status != self.run.status
             self.run.status = status
         if self.run_changed:
-            self.run.save(update_fields=RUN_FIELDS)
+            save_run(self.run)
         for step, set_up in self.waits:
             if step.status == StepStatus.WAITING:  # not cancelled with its run meanwhile
                 set_up(self.run, step)
@@ -427,8 +427,11 @@ class Advance:
 
     def _load_all(self) -> None:
         if not self.complete:
-            for step in StepRun.objects.filter(run=self.run).exclude(node_id__in=list(self.steps)):
-                self.steps[step.node_id] = step
+            with connection.cursor() as cursor:
+                cursor.execute(_OTHER_STEPS_SQL, [self.run.pk, list(self.steps)])
+                for row in cursor.fetchall():
+                    step = _STEP.instance(row)
+                    self.steps[step.node_id] = step
             self.complete = True
 
     def _anything_left(self) -> bool:
@@ -496,13 +499,26 @@ RUN_FIELDS = [
     "cost_usd",
 ]
 
-_JSON_FIELDS = {name for name in STEP_FIELDS if isinstance(StepRun._meta.get_field(name), JSONField)}
-_SAVE_STEPS_SQL = "UPDATE {table} SET {sets} WHERE id = %s".format(
-    table=connection.ops.quote_name(StepRun._meta.db_table),
-    sets=", ".join(
-        f"{connection.ops.quote_name(StepRun._meta.get_field(f).column)} = %s" for f in STEP_FIELDS
-    ),
-)
+
+def _update_sql(model: type, fields: list[str]) -> str:
+    sets = ", ".join(f"{connection.ops.quote_name(model._meta.get_field(f).column)} = %s" for f in fields)
+    return f"UPDATE {connection.ops.quote_name(model._meta.db_table)} SET {sets} WHERE id = %s"
+
+
+def _update_params(instance: Any, fields: list[str]) -> list[Any]:
+    """``fields`` of ``instance`` as query parameters (JSON fields encoded as Django would), then its id."""
+    meta = instance._meta
+    row = []
+    for name in fields:
+        value = getattr(instance, name)
+        json_field = isinstance(meta.get_field(name), JSONField)
+        row.append(Jsonb(value, dumps=_json_dumps) if json_field and value is not None else value)
+    row.append(instance.pk)
+    return row
+
+
+_SAVE_STEPS_SQL = _update_sql(StepRun, STEP_FIELDS)
+_SAVE_RUN_SQL = _update_sql(Run, RUN_FIELDS)
 
 
 def save_steps(steps: list[StepRun]) -> None:
@@ -511,18 +527,14 @@ def save_steps(steps: list[StepRun]) -> None:
     PostgreSQL spends running them."""
     if not steps:
         return
-    rows = []
-    for step in steps:
-        row = []
-        for name in STEP_FIELDS:
-            value = getattr(step, name)
-            row.append(
-                Jsonb(value, dumps=_json_dumps) if name in _JSON_FIELDS and value is not None else value
-            )
-        row.append(step.pk)
-        rows.append(row)
     with connection.cursor() as cursor:
-        cursor.executemany(_SAVE_STEPS_SQL, rows)
+        cursor.executemany(_SAVE_STEPS_SQL, [_update_params(step, STEP_FIELDS) for step in steps])
+
+
+def save_run(run: Run) -> None:
+    """Write what moves on a run (``RUN_FIELDS``), as ``save_steps`` writes steps."""
+    with connection.cursor() as cursor:
+        cursor.execute(_SAVE_RUN_SQL, _update_params(run, RUN_FIELDS))
 
 
 def _json_dumps(value: Any) -> str:
@@ -634,6 +646,7 @@ _RUN_CONTEXT_SQL = (
 _LOCK_RUN_SQL = _RUN_CONTEXT_SQL + " FOR UPDATE OF r"
 _RELOCK_RUN_SQL = f"SELECT {_RUN_MOVING.sql} FROM {_RUN_MOVING.table} WHERE r.id = %s FOR UPDATE"
 _STEPS_SQL = f"SELECT {_STEP.sql} FROM {_STEP.table} WHERE s.run_id = %s AND s.node_id = ANY(%s)"
+_OTHER_STEPS_SQL = f"SELECT {_STEP.sql} FROM {_STEP.table} WHERE s.run_id = %s AND NOT s.node_id = ANY(%s)"
 # queued → running with a fresh lease, unless it is an early duplicate of a delayed retry (its
 # own message will come); the run's status comes back with the step. The claim's commit does not
 # wait for its WAL flush (one query string, its own transaction): were PostgreSQL to crash before

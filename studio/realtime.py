@@ -48,12 +48,41 @@ def publish(group: str, message: dict) -> None:
     """Send ``message`` (with a ``type`` naming the consumer handler) to every socket in ``group``.
 
     Live events are a convenience: clients catch up from the API on reconnect, so a failure
-    here is logged, never raised into the business transaction that caused it."""
-    layer = get_channel_layer()
+    here is logged, never raised into the business transaction that caused it. Nothing waits
+    for Redis to answer (``_Publisher``)."""
+    data = get_channel_layer().serialize(frame(message))
     try:
-        _client().publish(redis_channel(group), layer.serialize(frame(message)))
-    except redis.RedisError as exc:
+        _publisher.publish(redis_channel(group), data)
+    except (redis.RedisError, OSError) as exc:
         log.warning("live event to %s not sent: %s", group, exc)
+
+
+class _Publisher:
+    """PUBLISH without a round trip: one connection per process on which Redis sends no replies
+    (``CLIENT REPLY OFF``, sent again on every reconnect), so an event costs a socket write
+    (about 11 µs here) instead of a wait for the subscriber count nobody reads (about 70 µs, more
+    in a busy worker). A dropped connection raises once and is opened again by the next event;
+    a forked child opens its own."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._connection: redis.connection.AbstractConnection | None = None
+        self._pid = 0
+
+    def publish(self, channel: str, data: bytes) -> None:
+        with self._lock:
+            if self._connection is None or self._pid != os.getpid():
+                pool = _client().connection_pool
+                self._connection = pool.connection_class(**pool.connection_kwargs)
+                self._connection.register_connect_callback(self._replies_off)
+                self._pid = os.getpid()
+            self._connection.send_command("PUBLISH", channel, data, check_health=False)
+
+    def _replies_off(self, connection: redis.connection.AbstractConnection) -> None:
+        connection.send_command("CLIENT", "REPLY", "OFF", check_health=False)
+
+
+_publisher = _Publisher()
 
 
 def frame(message: dict) -> dict:
