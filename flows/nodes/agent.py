@@ -7,7 +7,7 @@ import json
 from flows.nodes import memory_search
 from flows.nodes._http import HTTP_PROPERTIES, call_http, http_capability
 from flows.nodes._model import MODEL_PROPERTIES, MODEL_RULES, call_model, model_request
-from flows.nodes.base import QUEUE_IO, NodeContext, NodeError, NodeResult, NodeType
+from flows.nodes.base import QUEUE_IO, CapabilityRefused, NodeContext, NodeError, NodeResult, NodeType
 from flows.providers import ToolSpec
 
 TOOL_SCHEMA = {
@@ -88,9 +88,9 @@ def execute(ctx: NodeContext) -> NodeResult:
             else:
                 try:
                     record["output"] = _run_tool(ctx, tool, call.input, len(calls))
+                except CapabilityRefused:
+                    raise  # stops the agent: not the model's to work around
                 except NodeError as exc:
-                    if "capability" in exc.message:
-                        raise  # a refused capability stops the agent; it is not the model's to work around
                     record["error"] = exc.message
             calls.append(record)
             content = json.dumps(record.get("output", {"error": record.get("error")}), default=str)[:20000]

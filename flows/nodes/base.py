@@ -57,6 +57,11 @@ class NodeError(Exception):
         self.details = details
 
 
+class CapabilityRefused(NodeError):
+    """The flow was not granted what the node needs: stops the step whatever the node does
+    with its other errors (an agent hands those back to the model; never this one)."""
+
+
 @dataclass
 class NodeResult:
     output: Any = None
@@ -130,7 +135,7 @@ class NodeContext:
     def require(self, capability: str) -> None:
         """Refuse the step unless the flow was granted ``capability`` (``*`` suffixes match)."""
         if not capability_granted(capability, self.granted_capabilities):
-            raise NodeError(
+            raise CapabilityRefused(
                 f"capability {capability!r} is not granted to this flow", details={"refused": capability}
             )
 

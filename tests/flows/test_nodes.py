@@ -160,6 +160,25 @@ def test_an_agent_tool_on_a_host_not_granted_stops_the_agent(tenant, receiver):
     assert receiver.calls("/leak") == []
 
 
+def test_a_tool_error_that_merely_mentions_a_capability_goes_back_to_the_model(tenant, receiver):
+    """Only a refused capability stops an agent: recognised by its type, not by its wording."""
+    body = {"level": "{{ args.capability.level }}"}  # the model sends no "capability": a template error
+    http = {"method": "POST", "url": receiver.url("/lookup"), "body": body}
+    tool = {"name": "lookup", "description": "x", "http": http}
+    flow = published_flow(tenant, graph(
+        [node("trigger", "trigger"),
+         node("agent", "agent", provider="scripted", model="m", prompt="go", tools=[tool],
+              script={"responses": [{"tool_calls": [{"name": "lookup", "input": {}}]}, "I could not look it up."]}),
+         node("out", "output", mapping={"answer": "{{ nodes.agent.output.text }}"})],
+        [edge("trigger", "agent"), edge("agent", "out")],
+    ), capabilities=LOCAL)  # fmt: skip
+    run = wait_run(start(flow))
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    [call] = run.steps.get(node_id="agent").output["tool_calls"]
+    assert "capability" in call["error"] and receiver.calls("/lookup") == []
+    assert run.outputs == {"answer": "I could not look it up."}
+
+
 def test_a_guardrail_blocks_pii_and_out_of_bounds_prices(tenant):
     flow = published_flow(tenant, graph(
         [node("trigger", "trigger"),
