@@ -522,13 +522,15 @@ _SAVE_RUN_SQL = _update_sql(Run, RUN_FIELDS)
 
 
 def save_steps(steps: list[StepRun]) -> None:
-    """Write the checkpoint of changed steps in one round trip (executemany), the engine's
-    hottest write: Django's bulk_update spends more time building CASE expressions than
-    PostgreSQL spends running them."""
+    """Write the checkpoint of changed steps in one round trip, the engine's hottest write:
+    one UPDATE per step in a single query string. Django's bulk_update spent more time building
+    CASE expressions than PostgreSQL running them, and psycopg's executemany (pipeline mode)
+    waits on the server several times."""
     if not steps:
         return
-    with connection.cursor() as cursor:
-        cursor.executemany(_SAVE_STEPS_SQL, [_update_params(step, STEP_FIELDS) for step in steps])
+    params = [value for step in steps for value in _update_params(step, STEP_FIELDS)]
+    with connection.cursor() as cursor:  # one query string, one round trip (client-side binding)
+        cursor.execute(";".join([_SAVE_STEPS_SQL] * len(steps)), params)
 
 
 def save_run(run: Run) -> None:
@@ -644,8 +646,11 @@ _RUN_CONTEXT_SQL = (
     f"JOIN {_FLOW.table} ON f.id = r.flow_id JOIN {_TENANT.table} ON t.id = r.tenant_id WHERE r.id = %s"
 )
 _LOCK_RUN_SQL = _RUN_CONTEXT_SQL + " FOR UPDATE OF r"
-_RELOCK_RUN_SQL = f"SELECT {_RUN_MOVING.sql} FROM {_RUN_MOVING.table} WHERE r.id = %s FOR UPDATE"
 _STEPS_SQL = f"SELECT {_STEP.sql} FROM {_STEP.table} WHERE s.run_id = %s AND s.node_id = ANY(%s)"
+_RELOCK_RUN_SQL = (
+    f"SELECT {_RUN_MOVING.sql} FROM {_RUN_MOVING.table} WHERE r.id = %(run)s FOR UPDATE; "
+    f"SELECT {_STEP.sql} FROM {_STEP.table} WHERE s.run_id = %(run)s AND s.node_id = ANY(%(nodes)s)"
+)
 _OTHER_STEPS_SQL = f"SELECT {_STEP.sql} FROM {_STEP.table} WHERE s.run_id = %s AND NOT s.node_id = ANY(%s)"
 # queued → running with a fresh lease, unless it is an early duplicate of a delayed retry (its
 # own message will come); the run's status comes back with the step. The claim's commit does not
@@ -688,12 +693,21 @@ def lock_run(run_id: int) -> Run:
     return _run_from(_run_row(_LOCK_RUN_SQL, run_id))
 
 
-def relock_run(run: Run) -> None:
+def relock_run(run: Run, node_ids) -> dict[str, StepRun]:
     """``lock_run`` for a run already at hand (from ``run_context``): lock its row and bring
-    what moves up to date, without reading its flow and tenant again."""
-    row = _run_row(_RELOCK_RUN_SQL, run.pk)
+    what moves up to date, without reading its flow and tenant again; then, in a statement of
+    its own (a fresh snapshot, taken under the lock) sent in the same round trip, some of its
+    steps by node id."""
+    with connection.cursor() as cursor:
+        cursor.execute(_RELOCK_RUN_SQL, {"run": run.pk, "nodes": list(node_ids)})
+        row = cursor.fetchone()
+        if row is None:
+            raise Run.DoesNotExist(f"run {run.pk} does not exist")
+        cursor.nextset()
+        steps = [_STEP.instance(values) for values in cursor.fetchall()]
     for moving, value in zip(_RUN_MOVING.fields, _RUN_MOVING.converted(row), strict=True):
         setattr(run, moving.attname, value)
+    return {step.node_id: step for step in steps}
 
 
 def run_context(run_id: int, status: str) -> Run:
@@ -784,8 +798,7 @@ def step_finish(
         # Lock the run first, then read the step in a fresh statement: every change to a running
         # step (cancel, the sweeper's re-queue) is made under this same lock, so what we read holds.
         # Its successors come along: deciding them is the next thing the engine does.
-        relock_run(run)
-        steps = steps_of(run.pk, [node_id, *graph.successors(node_id)])
+        steps = relock_run(run, [node_id, *graph.successors(node_id)])
         step = steps.get(node_id)
         if (
             step is None
