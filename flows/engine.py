@@ -41,7 +41,7 @@ from django.db.models import Count, JSONField, Q, Sum
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
-from flows.budget import budget_record
+from flows.budget import spend_statement
 from flows.graph import CompiledGraph
 from flows.models import RUN_FINISHED, STEP_ACTIVE, Flow, FlowVersion, Run, RunStatus, StepRun, StepStatus
 from flows.nodes import NodeContext, NodeError, NodeResult, NodeType, get_type
@@ -208,6 +208,7 @@ class Advance:
     draining: bool = False
     run_changed: bool = False  # tokens, cost or status moved: the run row needs writing
     waits: list[tuple[StepRun, Callable]] = field(default_factory=list)  # steps' wait set-ups, run last
+    spent: tuple[Decimal, int] = (Decimal(0), 0)  # model spending of the steps recorded here (budget)
 
     def load(self, node_ids) -> None:
         missing = [] if self.complete else [nid for nid in node_ids if nid not in self.steps]
@@ -313,16 +314,10 @@ class Advance:
         step.model = result.model or ""
         step.confidence = result.confidence
         step.lease_token, step.lease_expires_at, step.retry_at = "", None, None
-        if (result.tokens_in or result.tokens_out or result.cost_usd) and step.node_type not in (
-            "map",
-            "subflow",
-        ):
-            # Counted for the budget at once; the run's own totals are summed when it ends.
-            transaction.on_commit(
-                lambda t=self.run.tenant_id, c=result.cost_usd, n=result.tokens_in + result.tokens_out: (
-                    budget_record(t, cost_usd=c, tokens=n)
-                )
-            )
+        if step.node_type not in ("map", "subflow"):  # those only repeat their children's spending
+            # Counted for the budget with this checkpoint; the run's totals are summed when it ends.
+            cost, tokens = self.spent
+            self.spent = (cost + Decimal(result.cost_usd), tokens + result.tokens_in + result.tokens_out)
         self.mark(step)
         self.resolved(step.node_id)
 
@@ -380,7 +375,13 @@ class Advance:
         if self.run.status in RUN_FINISHED:
             self._cancel_leftovers()
         changed = [self.steps[nid] for nid in self.dirty]
-        save_steps(changed)
+        cost, tokens = self.spent
+        spend = (
+            [spend_statement(tenant_id=self.run.tenant_id, run_id=self.run.pk, cost_usd=cost, tokens=tokens)]
+            if cost or tokens
+            else []
+        )
+        save_steps(changed, also=spend)
         if self.run.status not in RUN_FINISHED and not self._anything_left():
             self.run.status = RunStatus.SUCCEEDED
             self.run.outputs = self._outputs()
@@ -521,19 +522,22 @@ _SAVE_STEPS_SQL = _update_sql(StepRun, STEP_FIELDS)
 _SAVE_RUN_SQL = _update_sql(Run, RUN_FIELDS)
 
 
-def save_steps(steps: list[StepRun]) -> None:
+def save_steps(steps: list[StepRun], also: list[tuple[str, list]] = ()) -> None:
     """Write the checkpoint of changed steps, the engine's hottest write: a few steps (a worker
     step and its successors) as one UPDATE each in a single query string, one round trip; many
     with executemany, whose pipeline waits on the server a few times. Django's bulk_update
-    spent more time building CASE expressions than PostgreSQL running them."""
-    if not steps:
-        return
+    spent more time building CASE expressions than PostgreSQL running them. ``also``: more
+    statements for the same query string (counting the steps' spending)."""
+    statements = list(also)
     with connection.cursor() as cursor:
         if len(steps) <= _SAVE_IN_ONE_STRING:
-            params = [value for step in steps for value in _update_params(step, STEP_FIELDS)]
-            cursor.execute(";".join([_SAVE_STEPS_SQL] * len(steps)), params)
+            statements[:0] = [(_SAVE_STEPS_SQL, _update_params(step, STEP_FIELDS)) for step in steps]
         else:
             cursor.executemany(_SAVE_STEPS_SQL, [_update_params(step, STEP_FIELDS) for step in steps])
+        if statements:
+            cursor.execute(
+                ";".join(sql for sql, _ in statements), [p for _, params in statements for p in params]
+            )
 
 
 # Up to this many steps go in one query string; beyond, binding the parameters client-side costs

@@ -225,3 +225,23 @@ class StepRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.node_id} of run {self.run_id}"
+
+
+class MonthlySpend(models.Model):
+    """What a tenant's model calls cost in a calendar month (UTC): counted in the transaction that
+    records each step, so exactly once, and spread over a few rows (``shard``) per tenant and month
+    so that concurrent runs do not queue on one row's lock. ``flows.budget`` reads and writes it."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    month = models.DateField()  # its first day
+    shard = models.PositiveSmallIntegerField()
+    micro_usd = models.BigIntegerField(default=0)
+    tokens = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "month", "shard"], name="monthly_spend_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"spend of tenant {self.tenant_id} in {self.month:%Y-%m} (shard {self.shard})"
