@@ -382,7 +382,7 @@ class FlowRunsApi(APIView):
     )
     def post(self, request, pk: int):
         actor = request_actor(request)
-        flow = selectors.flow_get(tenant=actor.tenant, pk=pk, with_draft=False)
+        flow, latest = selectors.flow_to_run(tenant=actor.tenant, pk=pk)
         data = RunStart(data=request.data)
         data.is_valid(raise_exception=True)
         try:
@@ -398,6 +398,7 @@ class FlowRunsApi(APIView):
                                   details=[{"field": "wait", "message": f"0 to {MAX_WAIT_S}"}])  # fmt: skip
         return start_run_response(
             flow=flow,
+            latest=latest,
             actor=actor,
             trigger="api" if actor.api_key else "manual",
             wait=wait,
@@ -410,13 +411,13 @@ MAX_WAIT_S = 60
 
 
 def start_run_response(*, flow, actor, trigger: str, inputs, version, idempotency_key: str,
-                       wait: float = 0) -> Response:  # fmt: skip
+                       wait: float = 0, latest=services.LATEST_UNREAD) -> Response:  # fmt: skip
     if len(idempotency_key) > 200:
         return error_response(400, "Idempotency-Key is longer than 200 characters")
     try:
         run, _ = services.run_request(
             flow=flow, version=version, inputs=inputs, trigger=trigger, user=actor.user, api_key=actor.api_key,
-            idempotency_key=idempotency_key,
+            idempotency_key=idempotency_key, latest=latest,
         )  # fmt: skip
     except services.RunRefused as exc:
         code = "budget_exceeded" if exc.status == 429 else "run_refused"

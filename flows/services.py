@@ -146,11 +146,16 @@ def flow_import(*, tenant: Tenant, document: object, user=None) -> tuple[Flow, l
     return flow, graph_problems(flow=flow, tenant=tenant, graph=graph)
 
 
+LATEST_UNREAD = object()
+
+
 def run_request(
     *, flow: Flow, version: int | str | None, inputs: object, trigger: str, user=None, api_key=None,
-    idempotency_key: str = "",
+    idempotency_key: str = "", latest: FlowVersion | object | None = LATEST_UNREAD,
 ) -> tuple[Run, bool]:  # fmt: skip
     """Start a run of a version (a number, ``"draft"``, or the latest published when None).
+    ``latest``: the flow's latest published version (or None) when the caller read it with the
+    flow (``selectors.flow_to_run``).
 
     With an idempotency key, a repeat within 24 h returns the first run; the bool says
     whether this call created it."""
@@ -167,7 +172,7 @@ def run_request(
     if version == "draft":
         chosen = None
     elif version is None:
-        chosen = version_latest(flow=flow)
+        chosen = version_latest(flow=flow) if latest is LATEST_UNREAD else latest
         if chosen is None:
             raise RunRefused(
                 "the flow has no published version: publish it, or run the draft with version 'draft'"

@@ -237,6 +237,21 @@ class TestRuns:
         assert response.status_code == 400
         assert "no published version" in response.json()["error"]["message"]
 
+    def test_a_run_starts_on_the_latest_version_and_not_on_a_deleted_flow(self, builder):
+        flow = create_flow(builder, GOOD)
+        for _ in range(2):
+            assert builder.post(f"/api/v1/flows/{flow['id']}/publish/", {}, format="json").status_code in (
+                200,
+                201,
+            )
+        started = builder.post(
+            f"/api/v1/flows/{flow['id']}/runs/?wait=20", {"inputs": {"q": "x"}}, format="json"
+        )
+        assert started.status_code == 200 and started.json()["version"] == 2, started.json()
+        assert builder.delete(f"/api/v1/flows/{flow['id']}/").status_code == 204
+        gone = builder.post(f"/api/v1/flows/{flow['id']}/runs/", {"inputs": {"q": "x"}}, format="json")
+        assert gone.status_code == 404
+
     def test_replay_runs_the_same_inputs_on_another_version(self, builder):
         flow = create_flow(builder, GOOD)
         builder.post(f"/api/v1/flows/{flow['id']}/publish/", {}, format="json")
