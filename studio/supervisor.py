@@ -23,6 +23,16 @@ RESTART_WINDOW_S = 60.0
 STOP_TIMEOUT_S = 30.0
 
 
+def worker_argv(name: str, *, queue: str, pool: str, concurrency: int) -> list[str]:
+    """A Celery worker's command line: as ``up`` runs its workers, and the benchmarks and the
+    test suite theirs."""
+    return [
+        sys.executable, "-m", "celery", "-A", "studio", "worker", "--loglevel", "INFO",
+        "--concurrency", str(concurrency), "--pool", pool, "-Q", queue, "-n", name + "%h",
+        "--without-gossip", "--without-mingle",
+    ]  # fmt: skip
+
+
 @dataclass
 class ChildSpec:
     name: str

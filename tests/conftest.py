@@ -17,7 +17,7 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
-from studio.bench import worker_argv
+from studio.supervisor import worker_argv
 from studio.tenants.roles import Role
 from tests.factories import make_api_key, make_member, make_tenant
 

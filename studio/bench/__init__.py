@@ -32,6 +32,8 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from studio.supervisor import worker_argv
+
 # name → module with ``run(*, quick, say) -> Report``
 BENCHMARKS: dict[str, str] = {
     "engine": "studio.bench.engine",
@@ -208,15 +210,6 @@ def redis_location() -> str:
 
 
 # -- Celery workers, as `up` runs them ------------------------------------------------------------
-
-
-def worker_argv(name: str, *, queue: str, pool: str, concurrency: int) -> list[str]:
-    """A Celery worker's command line as ``up`` runs it (the test suite starts its workers with it too)."""
-    return [
-        sys.executable, "-m", "celery", "-A", "studio", "worker", "--loglevel", "INFO",
-        "--concurrency", str(concurrency), "--pool", pool, "-Q", queue, "-n", name + "%h",
-        "--without-gossip", "--without-mingle",
-    ]  # fmt: skip
 
 
 def _tail(path: Path, lines: int = 5) -> str:

@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 from studio.embedded import current_stack, port_is_free
 from studio.env import redact_url
 from studio.health import check_database, check_redis
-from studio.supervisor import ChildSpec, Supervisor
+from studio.supervisor import ChildSpec, Supervisor, worker_argv
 
 
 class Command(BaseCommand):
@@ -64,13 +64,11 @@ class Command(BaseCommand):
             ChildSpec("beat", [*celery, "beat", "--loglevel", "INFO",
                                "--schedule", str(data_dir / "celerybeat-schedule"),
                                "--pidfile", str(data_dir / "celerybeat.pid")]),
-            ChildSpec("worker", [*celery, "worker", "--loglevel", "INFO", "--concurrency", str(workers),
-                                 "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "-n", "studio@%h",
-                                 "--without-gossip", "--without-mingle"]),
+            ChildSpec("worker", worker_argv("studio@", queue=settings.CELERY_TASK_DEFAULT_QUEUE, pool="prefork",
+                                            concurrency=workers)),
             # Model and HTTP calls wait on the network: many threads, timeouts enforced by the clients.
-            ChildSpec("worker-io", [*celery, "worker", "--loglevel", "INFO", "--pool", "threads",
-                                    "--concurrency", str(io_threads), "-Q", settings.CELERY_IO_QUEUE,
-                                    "-n", "studio-io@%h", "--without-gossip", "--without-mingle"]),
+            ChildSpec("worker-io", worker_argv("studio-io@", queue=settings.CELERY_IO_QUEUE, pool="threads",
+                                               concurrency=io_threads)),
         ]  # fmt: skip
         supervisor = Supervisor(specs, env=dict(os.environ), out=self.stdout)
         supervisor.install_signal_handlers()
