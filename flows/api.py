@@ -424,7 +424,7 @@ def start_run_response(*, flow, actor, trigger: str, inputs, version, idempotenc
         return error_response(exc.status, str(exc), code=code, details=exc.details)
     if wait:
         selectors.run_wait(run=run, timeout_s=wait)
-    steps = selectors.run_now(run=run)  # as it stands now
+    steps = engine.run_now(run)  # as it stands now
     done = run.status in RUN_FINISHED
     return Response(run_payload(run, steps), status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED)
 
@@ -442,11 +442,10 @@ class RunCancelApi(APIView):
 
     @extend_schema(request=None, responses=RunOutput)
     def post(self, request, pk: int):
-        tenant = request_actor(request).tenant
-        run = selectors.run_get(tenant=tenant, pk=pk)
+        run = selectors.run_get(tenant=request_actor(request).tenant, pk=pk)
         if not engine.run_cancel(run.pk):
             raise Conflict(f"the run has already ended ({run.status})")
-        return Response(run_payload(selectors.run_get(tenant=tenant, pk=pk)))
+        return Response(run_payload(run, engine.run_now(run)))
 
 
 class RunRetryApi(APIView):
@@ -454,13 +453,12 @@ class RunRetryApi(APIView):
 
     @extend_schema(request=None, responses={202: RunOutput})
     def post(self, request, pk: int):
-        tenant = request_actor(request).tenant
-        run = selectors.run_get(tenant=tenant, pk=pk)
+        run = selectors.run_get(tenant=request_actor(request).tenant, pk=pk)
         if not engine.run_retry(run.pk):
             raise Conflict(
                 f"only a failed, cancelled or timed-out run can be retried (this one is {run.status})"
             )
-        return Response(run_payload(selectors.run_get(tenant=tenant, pk=pk)), status=status.HTTP_202_ACCEPTED)
+        return Response(run_payload(run, engine.run_now(run)), status=status.HTTP_202_ACCEPTED)
 
 
 class RunReplayApi(APIView):

@@ -45,8 +45,8 @@ from flows.budget import spend_statement
 from flows.graph import CompiledGraph
 from flows.models import RUN_FINISHED, STEP_ACTIVE, Flow, FlowVersion, Run, RunStatus, StepRun, StepStatus
 from flows.nodes import NodeContext, NodeError, NodeResult, NodeType, get_type
-from flows.rows import Columns, instances, select_list
 from studio.realtime import group_name, publish_on_commit
+from studio.rows import Columns, instances, select_list
 from studio.tenants.models import Tenant
 
 log = logging.getLogger(__name__)
@@ -501,25 +501,34 @@ RUN_FIELDS = [
 ]
 
 
-def _update_sql(model: type, fields: list[str]) -> str:
-    sets = ", ".join(f"{connection.ops.quote_name(model._meta.get_field(f).column)} = %s" for f in fields)
-    return f"UPDATE {connection.ops.quote_name(model._meta.db_table)} SET {sets} WHERE id = %s"
+@dataclass(frozen=True)
+class _Update:
+    """An UPDATE of some fields of a model by id, and its parameters for an instance."""
+
+    sql: str
+    fields: tuple[str, ...]
+    json_fields: frozenset[str]  # encoded as Django would
+
+    @classmethod
+    def of(cls, model: type, fields: list[str]) -> _Update:
+        quote = connection.ops.quote_name
+        sets = ", ".join(f"{quote(model._meta.get_field(f).column)} = %s" for f in fields)
+        json_fields = frozenset(f for f in fields if isinstance(model._meta.get_field(f), JSONField))
+        return cls(
+            f"UPDATE {quote(model._meta.db_table)} SET {sets} WHERE id = %s", tuple(fields), json_fields
+        )
+
+    def params(self, instance: Any) -> list[Any]:
+        row = [getattr(instance, name) for name in self.fields]
+        for index, name in enumerate(self.fields):
+            if name in self.json_fields and row[index] is not None:
+                row[index] = Jsonb(row[index], dumps=_json_dumps)
+        row.append(instance.pk)
+        return row
 
 
-def _update_params(instance: Any, fields: list[str]) -> list[Any]:
-    """``fields`` of ``instance`` as query parameters (JSON fields encoded as Django would), then its id."""
-    meta = instance._meta
-    row = []
-    for name in fields:
-        value = getattr(instance, name)
-        json_field = isinstance(meta.get_field(name), JSONField)
-        row.append(Jsonb(value, dumps=_json_dumps) if json_field and value is not None else value)
-    row.append(instance.pk)
-    return row
-
-
-_SAVE_STEPS_SQL = _update_sql(StepRun, STEP_FIELDS)
-_SAVE_RUN_SQL = _update_sql(Run, RUN_FIELDS)
+_SAVE_STEP = _Update.of(StepRun, STEP_FIELDS)
+_SAVE_RUN = _Update.of(Run, RUN_FIELDS)
 
 
 def save_steps(steps: list[StepRun], also: list[tuple[str, list]] = ()) -> None:
@@ -531,9 +540,9 @@ def save_steps(steps: list[StepRun], also: list[tuple[str, list]] = ()) -> None:
     statements = list(also)
     with connection.cursor() as cursor:
         if len(steps) <= _SAVE_IN_ONE_STRING:
-            statements[:0] = [(_SAVE_STEPS_SQL, _update_params(step, STEP_FIELDS)) for step in steps]
+            statements[:0] = [(_SAVE_STEP.sql, _SAVE_STEP.params(step)) for step in steps]
         else:
-            cursor.executemany(_SAVE_STEPS_SQL, [_update_params(step, STEP_FIELDS) for step in steps])
+            cursor.executemany(_SAVE_STEP.sql, [_SAVE_STEP.params(step) for step in steps])
         if statements:
             cursor.execute(
                 ";".join(sql for sql, _ in statements), [p for _, params in statements for p in params]
@@ -548,7 +557,7 @@ _SAVE_IN_ONE_STRING = 8
 def save_run(run: Run) -> None:
     """Write what moves on a run (``RUN_FIELDS``), as ``save_steps`` writes steps."""
     with connection.cursor() as cursor:
-        cursor.execute(_SAVE_RUN_SQL, _update_params(run, RUN_FIELDS))
+        cursor.execute(_SAVE_RUN.sql, _SAVE_RUN.params(run))
 
 
 def _json_dumps(value: Any) -> str:
@@ -664,6 +673,10 @@ _RELOCK_RUN_SQL = (
     f"SELECT {_STEP.sql} FROM {_STEP.table} WHERE s.run_id = %(run)s AND s.node_id = ANY(%(nodes)s)"
 )
 _OTHER_STEPS_SQL = f"SELECT {_STEP.sql} FROM {_STEP.table} WHERE s.run_id = %s AND NOT s.node_id = ANY(%s)"
+_RUN_NOW_SQL = (
+    f"SELECT {_RUN_MOVING.sql} FROM {_RUN_MOVING.table} WHERE r.id = %(run)s; "
+    f"SELECT {_STEP.sql} FROM {_STEP.table} WHERE s.run_id = %(run)s ORDER BY s.id"
+)
 # queued → running with a fresh lease, unless it is an early duplicate of a delayed retry (its
 # own message will come); the run's status comes back with the step. The claim's commit does not
 # wait for its WAL flush (one query string, its own transaction): were PostgreSQL to crash before
@@ -717,9 +730,26 @@ def relock_run(run: Run, node_ids) -> dict[str, StepRun]:
             raise Run.DoesNotExist(f"run {run.pk} does not exist")
         cursor.nextset()
         steps = [_STEP.instance(values) for values in cursor.fetchall()]
+    _set_moving(run, row)
+    return {step.node_id: step for step in steps}
+
+
+def run_now(run: Run) -> list[StepRun]:
+    """Bring what moves on ``run`` (status, outputs, error, timings, totals) up to date and
+    return all its steps, in one round trip: answering with a run just started, waited for,
+    cancelled or retried, without reading again what never changes (its flow, version, inputs)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_RUN_NOW_SQL, {"run": run.pk})
+        row = cursor.fetchone()
+        cursor.nextset()
+        steps = [_STEP.instance(values) for values in cursor.fetchall()]
+    _set_moving(run, row)
+    return steps
+
+
+def _set_moving(run: Run, row) -> None:
     for moving, value in zip(_RUN_MOVING.fields, _RUN_MOVING.converted(row), strict=True):
         setattr(run, moving.attname, value)
-    return {step.node_id: step for step in steps}
 
 
 def run_context(run_id: int, status: str) -> Run:

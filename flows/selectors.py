@@ -9,10 +9,9 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
-from flows.engine import RUN_FIELDS
 from flows.models import RUN_FINISHED, Flow, FlowVersion, Run, StepRun
-from flows.rows import Columns, instances, select_list
 from studio.realtime import GroupListener, group_name
+from studio.rows import Columns, instances, select_list
 from studio.tenants.models import Tenant
 
 
@@ -123,28 +122,6 @@ def run_get(*, tenant: Tenant, pk: int) -> Run:
 
 def run_steps(*, run: Run) -> QuerySet[StepRun]:
     return run.steps.order_by("id")
-
-
-_RUN_NOW = Columns.of(Run, "r", only=RUN_FIELDS)
-_STEPS = Columns.of(StepRun, "s")
-_RUN_NOW_SQL = (
-    f"SELECT {_RUN_NOW.sql} FROM {_RUN_NOW.table} WHERE r.id = %(run)s; "
-    f"SELECT {_STEPS.sql} FROM {_STEPS.table} WHERE s.run_id = %(run)s ORDER BY s.id"
-)
-
-
-def run_now(*, run: Run) -> list[StepRun]:
-    """Bring what moves on ``run`` (status, outputs, error, timings, totals) up to date and
-    return its steps, in one round trip: answering with a run that was just started or waited
-    for, without reading again what never changes (its flow, version, inputs)."""
-    with connection.cursor() as cursor:
-        cursor.execute(_RUN_NOW_SQL, {"run": run.pk})
-        row = cursor.fetchone()
-        cursor.nextset()
-        steps = [_STEPS.instance(values) for values in cursor.fetchall()]
-    for field, value in zip(_RUN_NOW.fields, _RUN_NOW.converted(row), strict=True):
-        setattr(run, field.attname, value)
-    return steps
 
 
 def flow_by_webhook_token(*, token: str) -> Flow:

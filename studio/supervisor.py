@@ -23,6 +23,15 @@ RESTART_WINDOW_S = 60.0
 STOP_TIMEOUT_S = 30.0
 
 
+def web_argv(*, host: str, port: int, app: str = "studio.asgi:application") -> list[str]:
+    """The web server's command line (uvicorn: HTTP and websockets): as ``up`` runs it, and the
+    benchmarks and the test suite theirs."""
+    return [
+        sys.executable, "-m", "uvicorn", app, "--host", host, "--port", str(port), "--lifespan", "off",
+        "--no-server-header", "--timeout-graceful-shutdown", "10",
+    ]  # fmt: skip
+
+
 def worker_argv(name: str, *, queue: str, pool: str, concurrency: int) -> list[str]:
     """A Celery worker's command line: as ``up`` runs its workers, and the benchmarks and the
     test suite theirs."""

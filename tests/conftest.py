@@ -17,7 +17,7 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
-from studio.supervisor import worker_argv
+from studio.supervisor import web_argv, worker_argv
 from studio.tenants.roles import Role
 from tests.factories import make_api_key, make_member, make_tenant
 
@@ -112,7 +112,6 @@ def stop_process(proc: subprocess.Popen, timeout: float = 30) -> int:
     return proc.returncode
 
 
-WEB_ARGS = "-m uvicorn studio.asgi:application --host 127.0.0.1 --lifespan off"
 # Short leases in tests, so a lost worker's step is re-queued within seconds.
 WORKER_ENV = {"STEP_LEASE_MARGIN_S": "2"}
 
@@ -196,7 +195,7 @@ def live_server_url(django_db_setup, django_db_blocker, celery_workers):
     url = f"http://127.0.0.1:{port}"
     ARTIFACTS.mkdir(exist_ok=True)
     with open(ARTIFACTS / "web.log", "w") as log:
-        argv = [sys.executable, *WEB_ARGS.split(), "--port", str(port)]
+        argv = web_argv(host="127.0.0.1", port=port)
         proc = subprocess.Popen(argv, cwd=ROOT, env=child_env(), stdout=log, stderr=subprocess.STDOUT)
 
         def serving():

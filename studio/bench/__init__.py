@@ -17,7 +17,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -32,7 +31,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from studio.supervisor import worker_argv
+from studio.supervisor import web_argv, worker_argv
 
 # name → module with ``run(*, quick, say) -> Report``
 BENCHMARKS: dict[str, str] = {
@@ -337,8 +336,7 @@ class WebServer:
         self.log = Path(tempfile.mkstemp(prefix="afs-bench-web-", suffix=".log")[1])
 
     def __enter__(self) -> WebServer:
-        argv = [sys.executable, "-m", "uvicorn", self.app, "--host", "127.0.0.1",
-                "--port", str(self.port), "--lifespan", "off", "--log-level", "warning"]  # fmt: skip
+        argv = [*web_argv(host="127.0.0.1", port=self.port, app=self.app), "--log-level", "warning"]
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen(argv, cwd=settings.BASE_DIR, env=dict(os.environ), stdout=log,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # fmt: skip

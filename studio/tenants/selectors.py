@@ -4,15 +4,14 @@ selector, so another tenant's object is simply not found (a 404), never a 403.""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
-from django.db.models import Field, Model, QuerySet
+from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
+from studio.rows import Columns, instances, select_list
 from studio.tenants.models import ApiKey, Membership, Secret, Tenant
 from studio.tenants.roles import role_can
 
@@ -89,23 +88,13 @@ def api_key_hash(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
-# The key and its tenant in one row, for ``from_db`` (every authenticated API call runs this).
-_API_KEY_FIELDS = ApiKey._meta.concrete_fields
-_TENANT_FIELDS = Tenant._meta.concrete_fields
+# The key and its tenant in one row (every authenticated API call runs this).
+_KEY = Columns.of(ApiKey, "k")
+_KEY_TENANT = Columns.of(Tenant, "t")
 _API_KEY_SQL = (
-    "SELECT "
-    + ", ".join([f"k.{f.column}" for f in _API_KEY_FIELDS] + [f"t.{f.column}" for f in _TENANT_FIELDS])
-    + " FROM tenants_apikey k JOIN tenants_tenant t ON t.id = k.tenant_id"
-    " WHERE k.key_hash = %s AND k.revoked_at IS NULL"
+    f"SELECT {select_list(_KEY, _KEY_TENANT)} FROM {_KEY.table} JOIN {_KEY_TENANT.table} ON t.id = k.tenant_id "
+    "WHERE k.key_hash = %s AND k.revoked_at IS NULL"
 )
-
-
-def _from_row(model: type[Model], fields: Sequence[Field], values: Sequence[Any]) -> Any:
-    values = [
-        field.from_db_value(value, None, connection) if hasattr(field, "from_db_value") else value
-        for field, value in zip(fields, values, strict=True)
-    ]
-    return model.from_db(connection.alias, [f.attname for f in fields], values)
 
 
 def api_key_find_active(*, raw_key: str) -> ApiKey | None:
@@ -116,7 +105,6 @@ def api_key_find_active(*, raw_key: str) -> ApiKey | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    split = len(_API_KEY_FIELDS)
-    api_key = _from_row(ApiKey, _API_KEY_FIELDS, row[:split])
-    api_key.tenant = _from_row(Tenant, _TENANT_FIELDS, row[split:])
+    api_key, tenant = instances(row, _KEY, _KEY_TENANT)
+    api_key.tenant = tenant
     return api_key

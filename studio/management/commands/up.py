@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 from studio.embedded import current_stack, port_is_free
 from studio.env import redact_url
 from studio.health import check_database, check_redis
-from studio.supervisor import ChildSpec, Supervisor, worker_argv
+from studio.supervisor import ChildSpec, Supervisor, web_argv, worker_argv
 
 
 class Command(BaseCommand):
@@ -59,8 +59,7 @@ class Command(BaseCommand):
         data_dir: Path = settings.STUDIO_DATA_DIR
         celery = f"{python} -m celery -A studio".split()
         specs = [
-            ChildSpec("web", [python, "-m", "uvicorn", "studio.asgi:application", "--host", host, "--port", str(port),
-                              "--lifespan", "off", "--no-server-header", "--timeout-graceful-shutdown", "10"]),
+            ChildSpec("web", web_argv(host=host, port=port)),
             ChildSpec("beat", [*celery, "beat", "--loglevel", "INFO",
                                "--schedule", str(data_dir / "celerybeat-schedule"),
                                "--pidfile", str(data_dir / "celerybeat.pid")]),

@@ -1,6 +1,6 @@
-"""Model instances from hand-written SQL: the engine's hottest statements (claiming a step,
-locking a run) are one round trip each, written once here, and still hand back ordinary
-model instances (deferred fields load on access, as with ``.defer()``).
+"""Model instances from hand-written SQL: the hottest statements (the engine claiming a step or
+locking a run, an API key's lookup on every API call) are one round trip each, and still hand
+back ordinary model instances (deferred fields load on access, as with ``.defer()``).
 
 Django compiling those queries cost more than PostgreSQL running them: a worker step spent
 about half its time building SQL."""
