@@ -15,14 +15,15 @@ from rest_framework.views import APIView
 
 from flows import engine, selectors, services
 from flows.graph import MalformedGraph
-from flows.models import RUN_FINISHED, Run, StepRun
+from flows.models import RUN_FINISHED, Run, RunStatus, StepRun
 from flows.nodes import all_types
-from studio.api import Conflict, error_response
+from studio.api import Conflict, error_response, query_choice, query_int
 from studio.tenants.crypto import decrypt
 from studio.tenants.permissions import request_actor
 from studio.tenants.selectors import Actor
 
 READ_EDIT = {"GET": "flows.view", "*": "flows.edit"}
+DEFAULT_RUNS_LISTED, MAX_RUNS_LISTED = 50, 200
 
 
 def _problems(problems) -> list[dict]:
@@ -369,11 +370,27 @@ class RunStart(serializers.Serializer):
 class FlowRunsApi(APIView):
     required_permission = {"GET": "runs.view", "*": "flows.run"}
 
-    @extend_schema(parameters=[OpenApiParameter("status", str)], responses=RunOutput(many=True))
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=RunStatus.values),
+            OpenApiParameter("limit", int, description=f"1 to {MAX_RUNS_LISTED}; default {DEFAULT_RUNS_LISTED}"),
+            OpenApiParameter("before", int, description="a run id: the page of runs older than it (see `next`)"),
+        ],
+        responses=inline_serializer("RunPage", {"results": RunOutput(many=True), "next": serializers.CharField()}),
+    )  # fmt: skip
     def get(self, request, pk: int):
         flow = selectors.flow_get(tenant=request_actor(request).tenant, pk=pk, with_draft=False)
-        runs = selectors.run_list(flow=flow, status=request.query_params.get("status"))[:200]
-        return Response({"results": [run_dict(run) for run in runs]})
+        status_ = query_choice(request, "status", RunStatus.values)
+        limit = query_int(request, "limit", default=DEFAULT_RUNS_LISTED, maximum=MAX_RUNS_LISTED)
+        before = query_int(request, "before", default=0) or None
+        runs = list(selectors.run_list(flow=flow, status=status_, before=before)[: limit + 1])
+        next_url = None
+        if len(runs) > limit:
+            runs = runs[:limit]
+            query = request.query_params.copy()
+            query["before"] = str(runs[-1].pk)
+            next_url = f"{request.path}?{query.urlencode()}"
+        return Response({"results": [run_dict(run) for run in runs], "next": next_url})
 
     @extend_schema(
         request=RunStart,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from django.db import connection
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
@@ -104,7 +104,8 @@ def version_graph_resolver(*, tenant: Tenant):
 RUN_DOCUMENTS = ("draft_graph", "flow__draft", "version__graph")
 
 
-def run_list(*, flow: Flow, status: str | None = None) -> QuerySet[Run]:
+def run_list(*, flow: Flow, status: str | None = None, before: int | None = None) -> QuerySet[Run]:
+    """The flow's top-level runs, newest first; ``before``: only those older than that run id."""
     runs = (
         flow.runs.filter(parent_step__isnull=True)
         .select_related("version")
@@ -112,7 +113,10 @@ def run_list(*, flow: Flow, status: str | None = None) -> QuerySet[Run]:
     )
     if status:
         runs = runs.filter(status=status)
-    return runs.order_by("-created_at")
+    if before:  # the runs after it in this order (the index on flow and created_at serves both)
+        created = Subquery(Run.objects.filter(pk=before).values("created_at")[:1])
+        runs = runs.filter(Q(created_at__lt=created) | Q(created_at=created, pk__lt=before))
+    return runs.order_by("-created_at", "-pk")
 
 
 def run_get(*, tenant: Tenant, pk: int) -> Run:

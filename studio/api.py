@@ -5,8 +5,13 @@ Errors are ``{"error": {"code", "message", "details"}}`` with the right status.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, HttpRequest, JsonResponse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -48,6 +53,18 @@ def _flatten(detail, path: str = "") -> list[dict]:
     return [{"field": path or None, "message": str(detail)}]
 
 
+def error_body(
+    status_code: int, message: str, *, code: str | None = None, details: list | None = None
+) -> dict:
+    return {
+        "error": {
+            "code": code or _CODES.get(status_code, "error"),
+            "message": message,
+            "details": details or [],
+        }
+    }
+
+
 def error_response(
     status_code: int,
     message: str,
@@ -56,14 +73,70 @@ def error_response(
     details: list | None = None,
     headers: dict | None = None,
 ) -> Response:
-    body = {
-        "error": {
-            "code": code or _CODES.get(status_code, "error"),
-            "message": message,
-            "details": details or [],
-        }
-    }
-    return Response(body, status=status_code, headers=headers)
+    return Response(
+        error_body(status_code, message, code=code, details=details), status=status_code, headers=headers
+    )
+
+
+API_PREFIX = "/api/"
+
+
+def is_api_request(request: HttpRequest) -> bool:
+    return request.path_info.startswith(API_PREFIX)
+
+
+def error_json(status_code: int, message: str, *, code: str | None = None) -> JsonResponse:
+    """The error envelope outside DRF's views: Django's own 404 and 500 for API paths."""
+    return JsonResponse(error_body(status_code, message, code=code), status=status_code)
+
+
+# -- query parameters ---------------------------------------------------------------------------
+
+
+def _bad_parameter(name: str, message: str) -> exceptions.ValidationError:
+    return exceptions.ValidationError({name: [message]})
+
+
+def query_int(request, name: str, *, default: int, minimum: int = 1, maximum: int | None = None) -> int:
+    """An integer query parameter, or a 400 naming it."""
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _bad_parameter(name, f"must be a whole number, not {raw[:40]!r}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
+        raise _bad_parameter(name, f"must be {bounds}")
+    return value
+
+
+def query_datetime(request, name: str) -> datetime | None:
+    """An ISO 8601 date-time query parameter (UTC when it names no offset), or a 400 naming it."""
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        value = parse_datetime(raw)
+    except ValueError:
+        value = None
+    if value is None:
+        raise _bad_parameter(
+            name, f"must be an ISO 8601 date-time such as 2026-01-31T09:00:00Z, not {raw[:40]!r}"
+        )
+    return value if timezone.is_aware(value) else timezone.make_aware(value, UTC)
+
+
+def query_choice(request, name: str, choices: Iterable[str], *, default: str | None = None) -> str | None:
+    """A query parameter that must be one of ``choices``, or a 400 naming it and them."""
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return default
+    allowed = list(choices)
+    if raw not in allowed:
+        raise _bad_parameter(name, f"must be one of {', '.join(allowed)}; not {raw[:40]!r}")
+    return raw
 
 
 def exception_handler(exc, context):

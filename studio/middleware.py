@@ -4,6 +4,9 @@ import json
 
 from django.conf import settings
 from django.http import HttpResponse
+from django.urls import is_valid_path
+
+from studio.api import is_api_request
 
 
 class RequestBodyLimitMiddleware:
@@ -27,4 +30,22 @@ class RequestBodyLimitMiddleware:
                 }
             }
             return HttpResponse(json.dumps(body), status=413, content_type="application/json")
+        return self.get_response(request)
+
+
+class ApiTrailingSlashMiddleware:
+    """An API path given without its trailing slash is served as if it had it. Django's
+    ``APPEND_SLASH`` would answer with a redirect instead, which HTTP clients follow by sending a
+    POST again as a GET, without its body. Placed before ``CommonMiddleware``."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        path = request.path_info
+        if not path.endswith("/") and is_api_request(request):
+            urlconf = getattr(request, "urlconf", None)
+            if not is_valid_path(path, urlconf) and is_valid_path(f"{path}/", urlconf):
+                request.path_info = f"{path}/"
+                request.path = f"{request.path}/"
         return self.get_response(request)

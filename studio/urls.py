@@ -36,3 +36,8 @@ urlpatterns = [
     path("api/v1/", include((api_v1, "api"))),
     path("admin/", admin.site.urls),
 ]
+
+handler400 = "studio.views.bad_request"
+handler403 = "studio.views.permission_denied"
+handler404 = "studio.views.not_found"
+handler500 = "studio.views.server_error"

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from studio.api import error_response
+from studio.api import error_response, query_choice, query_datetime, query_int
 from studio.inbox import selectors, services
 from studio.inbox.models import ReviewTask
 from studio.tenants.permissions import request_actor
@@ -71,27 +70,22 @@ class ReviewListApi(APIView):
             OpenApiParameter("status", str, description="open (default), unclaimed, decided, closed, all, or a status"),
             OpenApiParameter("flow", int), OpenApiParameter("assigned", str, description="'me'"),
             OpenApiParameter("overdue", bool),
-            OpenApiParameter("limit", int, description=f"at most {MAX_LIST}; default {DEFAULT_LIST}"),
+            OpenApiParameter("limit", int, description=f"1 to {MAX_LIST}; default {DEFAULT_LIST}"),
         ],
         responses=ReviewOutput(many=True),
     )  # fmt: skip
     def get(self, request):
         actor = request_actor(request)
         params = request.query_params
-        status = params.get("status", "open")
-        try:
-            flow_id = int(params["flow"]) if params.get("flow") else None
-        except ValueError:
-            return error_response(
-                400, "flow must be a flow id", details=[{"field": "flow", "message": "not a number"}]
-            )
+        status = query_choice(request, "status", [*selectors.STATUS_FILTERS, "all"], default="open")
+        flow_id = query_int(request, "flow", default=0) or None
+        assigned = query_choice(request, "assigned", ["me"])
+        limit = query_int(request, "limit", default=DEFAULT_LIST, maximum=MAX_LIST)
         reviews = selectors.review_list(
             tenant=actor.tenant, status=None if status == "all" else status, flow_id=flow_id,
-            assigned_to=actor.user if params.get("assigned") == "me" and actor.user else None,
+            assigned_to=actor.user if assigned == "me" and actor.user else None,
             overdue=params.get("overdue") in ("1", "true", "yes"),
         )  # fmt: skip
-        limit = params.get("limit", "")
-        limit = min(MAX_LIST, int(limit)) if limit.isdigit() and int(limit) > 0 else DEFAULT_LIST
         rows = list(reviews[:limit])
         return Response({"results": ReviewOutput(rows, many=True).data, "count": len(rows)})
 
@@ -194,12 +188,8 @@ class ReviewMetricsApi(APIView):
         responses=inline_serializer("ReviewMetrics", {"overall": serializers.DictField()}),
     )
     def get(self, request):
-        params = request.query_params
-        since = parse_datetime(params["since"]) if params.get("since") else None
-        if params.get("since") and since is None:
-            return error_response(400, "since must be an ISO 8601 date-time",
-                                  details=[{"field": "since", "message": "not a date-time"}])  # fmt: skip
-        flow_id = int(params["flow"]) if params.get("flow", "").isdigit() else None
+        since = query_datetime(request, "since")
+        flow_id = query_int(request, "flow", default=0) or None
         return Response(
             selectors.review_metrics(tenant=request_actor(request).tenant, flow_id=flow_id, since=since)
         )
