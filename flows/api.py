@@ -482,13 +482,16 @@ class RunReplayApi(APIView):
     required_permission = "flows.run"
 
     class ReplayInput(serializers.Serializer):
-        version = serializers.JSONField(required=False, default=None)
+        version = serializers.JSONField(
+            required=False, default=None, help_text='a version number, or "draft"; the latest when left out'
+        )
+        validate_version = RunStart.validate_version
 
     @extend_schema(request=ReplayInput, responses={202: RunOutput})
     def post(self, request, pk: int):
         actor = request_actor(request)
         run = selectors.run_get(tenant=actor.tenant, pk=pk)
-        data = RunStart(data={"version": request.data.get("version")})
+        data = self.ReplayInput(data=request.data)
         data.is_valid(raise_exception=True)
         try:
             new_run = services.run_replay(run=run, version=data.validated_data["version"], user=actor.user,

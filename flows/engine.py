@@ -43,7 +43,17 @@ from psycopg.types.json import Jsonb
 
 from flows.budget import spend_statement
 from flows.graph import CompiledGraph
-from flows.models import RUN_FINISHED, STEP_ACTIVE, Flow, FlowVersion, Run, RunStatus, StepRun, StepStatus
+from flows.models import (
+    RUN_FINISHED,
+    RUN_RETRYABLE,
+    STEP_ACTIVE,
+    Flow,
+    FlowVersion,
+    Run,
+    RunStatus,
+    StepRun,
+    StepStatus,
+)
 from flows.nodes import NodeContext, NodeError, NodeResult, NodeType, get_type
 from studio.realtime import group_name, publish_on_commit
 from studio.rows import Columns, instances, select_list
@@ -1034,7 +1044,7 @@ def run_retry(run_id: int) -> bool:
     """Re-run a failed run from its failed steps; steps that succeeded keep their outputs."""
     with transaction.atomic():
         run = lock_run(run_id)
-        if run.status not in (RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT):
+        if run.status not in RUN_RETRYABLE:
             return False
         StepRun.objects.filter(run=run).exclude(status=StepStatus.SUCCEEDED).update(
             status=StepStatus.PENDING, attempt=0, handles=[], error=None, output=None, lease_token="",

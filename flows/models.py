@@ -91,6 +91,7 @@ class RunStatus(models.TextChoices):
 
 
 RUN_FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT)
+RUN_RETRYABLE = (RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT)  # re-run from the failed steps
 
 
 class Run(models.Model):

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
-from flows.models import RUN_FINISHED, Flow, FlowVersion, Run, StepRun
+from flows.models import RUN_FINISHED, RUN_RETRYABLE, STEP_ACTIVE, Flow, FlowVersion, Run, StepRun, StepStatus
 from studio.realtime import GroupListener, group_name
 from studio.rows import Columns, instances, select_list
 from studio.tenants.models import Tenant
@@ -126,6 +128,94 @@ def run_get(*, tenant: Tenant, pk: int) -> Run:
 
 def run_steps(*, run: Run) -> QuerySet[StepRun]:
     return run.steps.order_by("id")
+
+
+CHILD_RUNS_SHOWN = 50
+CHILD_RUN_TYPES = ("map", "subflow")  # node types whose steps run child runs
+TRIGGER_WORDS = {
+    "manual": "Started by hand", "api": "Started through the API", "webhook": "Started by a webhook",
+    "schedule": "Started on its schedule", "replay": "A replay", "map": "A child run",
+}  # fmt: skip
+
+
+@dataclass
+class StepTrace:
+    step: StepRun
+    child_runs: list[Run]  # the first CHILD_RUNS_SHOWN, in item order
+    child_counts: dict[str, int]  # all of them, by status
+
+    @property
+    def branch(self) -> str:
+        """The output handles the step took, when that is news (not the plain ``out``)."""
+        handles = self.step.handles or []
+        return ", ".join(handles) if handles not in ([], ["out"]) else ""
+
+
+@dataclass
+class RunTrace:
+    """What a run's trace page shows: the run, its steps in the order they ran (those that did
+    not run yet after, in graph order) with the child runs of map and sub-flow steps, and the
+    run it is a child of."""
+
+    run: Run
+    steps: list[StepTrace]
+    parent_run_id: int | None
+
+    @property
+    def duration_ms(self) -> float | None:
+        run = self.run
+        if run.started_at is None:
+            return None
+        return ((run.finished_at or timezone.now()) - run.started_at).total_seconds() * 1000
+
+    @property
+    def started_how(self) -> str:
+        run = self.run
+        how = TRIGGER_WORDS.get(run.trigger, run.trigger)
+        if run.created_by:
+            return f"{how} by {run.created_by.get_username()}"
+        if run.api_key:
+            return f"{how} with the API key “{run.api_key.name}”"
+        return how
+
+    @property
+    def done_count(self) -> int:
+        return sum(1 for t in self.steps if t.step.status not in STEP_ACTIVE)
+
+    @property
+    def can_retry(self) -> bool:
+        return self.run.status in RUN_RETRYABLE
+
+
+def run_trace(*, tenant: Tenant, pk: int) -> RunTrace:
+    run = get_object_or_404(
+        Run.objects.for_tenant(tenant).select_related(
+            "flow", "version", "created_by", "api_key", "parent_step"
+        ),
+        pk=pk,
+    )
+    steps = list(run.steps.order_by("id"))
+    document = (run.version.graph if run.version else run.draft_graph) or {}
+    graph_order = {node["id"]: index for index, node in enumerate(document.get("nodes", []))}
+    steps.sort(
+        key=lambda s: (
+            s.started_at is None,
+            s.started_at or run.created_at,
+            graph_order.get(s.node_id, 0),
+            s.pk,
+        )
+    )
+    traced = []
+    for step in steps:
+        shown, counts = [], {}
+        if step.node_type in CHILD_RUN_TYPES and step.status != StepStatus.PENDING:
+            children = Run.objects.filter(parent_step=step)
+            counts = dict(children.values_list("status").annotate(n=Count("id")).order_by())
+            if counts:
+                shown = list(children.order_by("item_index", "id")[:CHILD_RUNS_SHOWN])
+        traced.append(StepTrace(step=step, child_runs=shown, child_counts=counts))
+    parent = run.parent_step.run_id if run.parent_step_id else None
+    return RunTrace(run=run, steps=traced, parent_run_id=parent)
 
 
 def flow_by_webhook_token(*, token: str) -> Flow:

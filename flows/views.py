@@ -1,5 +1,6 @@
-"""Flow pages: the list (search, create, start from a template, import, duplicate, delete) and
-the editor, which is a React app mounted by ``templates/flows/edit.html`` that talks to the API."""
+"""Flow pages: the list (search, create, start from a template, import, duplicate, delete), the
+editor, which is a React app mounted by ``templates/flows/edit.html`` that talks to the API, and a
+run's trace (``/runs/<id>/``), live while the run goes on."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_POST
 
-from flows import selectors, services
+from flows import engine, selectors, services
 from flows.graph import MalformedGraph
 from flows.nodes import all_types
 from flows.starters import starter_get, starter_list
@@ -123,3 +124,44 @@ def flow_edit(request: HttpRequest, pk: int) -> HttpResponse:
             "bootstrap": bootstrap,
         },
     )
+
+
+# -- a run's trace ------------------------------------------------------------------------------
+
+
+@member_required("runs.view")
+def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """The run, its inputs, outputs and error, and each step with its attempts, timings, tokens
+    and cost. ``?fragment=1`` answers the part that changes, for the page's live refresh."""
+    trace = selectors.run_trace(tenant=request.actor.tenant, pk=pk)
+    context = {"nav": "flows", "trace": trace, "run": trace.run, "can_run": request.actor.can("flows.run")}
+    if request.GET.get("fragment"):
+        return render(request, "flows/_run_body.html", context)
+    return render(request, "flows/run.html", context)
+
+
+@require_POST
+@member_required("flows.run")
+def run_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    """Cancel, re-run from the failed steps, or replay on the latest version; back to a trace."""
+    run = selectors.run_get(tenant=request.actor.tenant, pk=pk)
+    if action == "cancel":
+        if engine.run_cancel(run.pk):
+            messages.success(request, f"Run #{run.pk} cancelled: queued steps will not start.")
+        else:
+            messages.error(request, "The run had already ended.")
+    elif action == "retry":
+        if engine.run_retry(run.pk):
+            messages.success(request, f"Run #{run.pk} runs again from its failed steps.")
+        else:
+            messages.error(request, "Only a failed, cancelled or timed-out run can be re-run.")
+    else:  # replay
+        try:
+            replay = services.run_replay(run=run, version="draft" if run.is_test else None, user=request.user)
+        except services.RunRefused as exc:
+            messages.error(request, f"Not replayed: {exc}")
+        else:
+            what = "the current draft" if replay.is_test else f"version {replay.version.number}"
+            messages.success(request, f"Replay of run #{run.pk} on {what}.")
+            return redirect("run", pk=replay.pk)
+    return redirect("run", pk=run.pk)

@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from flows import views as flow_views
 from studio import views
 from studio.tenants import api as tenant_api
 from studio.tenants import views as tenant_views
@@ -29,6 +30,11 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("tenants/switch/", tenant_views.tenant_switch, name="tenant_switch"),
     path("flows/", include("flows.urls")),
+    path("runs/<int:pk>/", flow_views.run_detail, name="run"),
+    *[
+        path(f"runs/<int:pk>/{action}/", flow_views.run_action, {"action": action}, name=f"run_{action}")
+        for action in ("cancel", "retry", "replay")
+    ],
     path("inbox/", include("studio.inbox.urls")),
     path("dashboard/", views.dashboard, name="dashboard"),
     path("settings/memory/", include("studio.memory.urls")),

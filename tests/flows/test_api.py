@@ -271,6 +271,11 @@ class TestRuns:
 
         run = wait_run(Run.objects.get(pk=replay.json()["id"]))
         assert (run.version.number, run.inputs, run.outputs) == (2, {"q": "x"}, {"answer": "43"})
+        latest = builder.post(f"/api/v1/runs/{first['id']}/replay/", {}, format="json")
+        assert latest.status_code == 202 and latest.json()["version"] == 2, latest.json()
+        for body, field in (([1], "non_field_errors"), ({"version": 0}, "version")):
+            refused = builder.post(f"/api/v1/runs/{first['id']}/replay/", body, format="json")
+            assert refused.status_code == 400 and refused.json()["error"]["details"][0]["field"] == field
 
     def test_a_webhook_with_an_hmac_signature(self, builder, trio, api):
         flow = create_flow(builder, GOOD)
