@@ -7,6 +7,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from flows import views as flow_views
 from studio import views
+from studio.telemetry import api as telemetry_api
+from studio.telemetry import views as telemetry_views
 from studio.tenants import api as tenant_api
 from studio.tenants import views as tenant_views
 
@@ -21,6 +23,7 @@ api_v1 = [
     path("", include("flows.urls_api")),
     path("", include("studio.inbox.urls_api")),
     path("", include("studio.memory.urls_api")),
+    path("metrics/summary/", telemetry_api.MetricsSummaryApi.as_view(), name="metrics_summary"),
 ]
 
 urlpatterns = [
@@ -36,7 +39,7 @@ urlpatterns = [
         for action in ("cancel", "retry", "replay")
     ],
     path("inbox/", include("studio.inbox.urls")),
-    path("dashboard/", views.dashboard, name="dashboard"),
+    path("dashboard/", telemetry_views.dashboard, name="dashboard"),
     path("settings/memory/", include("studio.memory.urls")),
     path("settings/", include("studio.tenants.urls")),
     path("api/v1/", include((api_v1, "api"))),

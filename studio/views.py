@@ -1,14 +1,13 @@
 from __future__ import annotations
 
 from django.http import JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from studio.api import error_json, is_api_request
 from studio.health import health_report
-from studio.tenants.views import member_required
 
 
 @require_GET
@@ -20,11 +19,6 @@ def healthz(request):
 
 def home(request):
     return redirect("flows:list")
-
-
-@member_required("dashboard.view")
-def dashboard(request):
-    return render(request, "studio/dashboard.html", {"nav": "dashboard"})
 
 
 # -- Django's error views: JSON in the API's error envelope under /api/, pages elsewhere ------------

@@ -1,4 +1,4 @@
-"""Filters for a run's trace page: JSON shown as it is stored, durations as people read them."""
+"""Template filters for figures and documents: JSON as stored, durations, rates and money as people read them."""
 
 from __future__ import annotations
 
@@ -31,3 +31,27 @@ def duration_ms(value) -> str:
         return f"{minutes} min {seconds} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes} min"
+
+
+@register.filter
+def percent(value) -> str:
+    """A rate (0..1) as ``97.5 %``; an em dash when there is none."""
+    if value is None:
+        return "—"
+    return f"{float(value) * 100:.1f} %"
+
+
+@register.filter
+def usd(value, places: int = 4) -> str:
+    """``$0.0123``; an em dash when there is none."""
+    if value is None:
+        return "—"
+    return f"${float(value):,.{int(places)}f}"
+
+
+@register.filter
+def number(value, places: int = 0) -> str:
+    """``12,345`` or ``12.3`` with ``places``; an em dash when there is none."""
+    if value is None:
+        return "—"
+    return f"{float(value):,.{int(places)}f}"
