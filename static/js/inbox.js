@@ -351,7 +351,7 @@
       h("div", { class: "detail-head" },
         h("div", {}, h("h2", {}, review.title || review.node_id),
           h("p", { class: "muted small" },
-            `run #${review.run} · `, h("a", { href: `/flows/${review.flow}/edit/` }, review.flow_name), ` · step ${review.node_id}`,
+            h("a", { href: `/runs/${review.run}/` }, `run #${review.run}`), " · ", h("a", { href: `/flows/${review.flow}/edit/` }, review.flow_name), ` · step ${review.node_id}`,
             ` · ${age(review)} old`, left ? h("span", { class: left.overdue ? "due overdue" : "due" }, ` · ${left.text}`) : null)),
         h("div", { class: "detail-badges" }, statusBadge(review), claimBadge(review))),
       state.notice ? h("p", { class: "notice", role: "alert" }, state.notice) : null,
