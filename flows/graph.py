@@ -357,6 +357,18 @@ def _reference_problems(graph: CompiledGraph) -> list[Problem]:
     return problems
 
 
+def graph_capabilities(doc: dict) -> dict[str, set[str]]:
+    """What each node of a graph needs granted (``http:<host>``, ``billing.write``…), by node id;
+    nodes of unknown types and nodes that need nothing are left out."""
+    needs: dict[str, set[str]] = {}
+    for node in doc.get("nodes", []):
+        node_type = get_type(node.get("type", ""))
+        required = node_type.required_capabilities(node.get("config") or {}) if node_type else set()
+        if required:
+            needs[node["id"]] = required
+    return needs
+
+
 def flow_references(doc: dict) -> list[tuple[str, int, int]]:
     """(node id, flow id, version) of every map and sub-flow node in a graph."""
     refs = []

@@ -41,6 +41,7 @@ urlpatterns = [
     path("inbox/", include("studio.inbox.urls")),
     path("dashboard/", telemetry_views.dashboard, name="dashboard"),
     path("settings/memory/", include("studio.memory.urls")),
+    path("settings/", include("flows.urls_settings")),
     path("settings/", include("studio.tenants.urls")),
     path("api/v1/", include((api_v1, "api"))),
     path("admin/", admin.site.urls),

@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 
 from studio.governance.redaction import BUILTIN_RULES
 from studio.memory import embedders, selectors, services
+from studio.tenants.services import tenant_settings_set
 from studio.tenants.views import member_required
 
 DAY_S = 86_400
@@ -60,9 +61,7 @@ def settings_memory(request):
                 spec = _embedder_from_post(request.POST)
                 if spec["kind"] == "minilm" and not embedders.minilm_available():
                     raise embedders.EmbedderError("MiniLM is not installed here (the 'embeddings' extra)")
-                current = tenant.settings or {}
-                tenant.settings = {**current, "memory": {**current.get("memory", {}), "embedder": spec}}
-                tenant.save(update_fields=["settings"])
+                tenant_settings_set(tenant=tenant, path=("memory", "embedder"), value=spec)
                 messages.success(request, f"New namespaces will use {embedders.spec_label(spec)}.")
             elif action == "forget":
                 counts = services.memory_forget_subject(

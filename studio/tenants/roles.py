@@ -37,6 +37,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "members.manage": _MANAGERS,
     "api_keys.manage": _MANAGERS,
     "secrets.manage": _MANAGERS,
+    "budget.manage": _MANAGERS,
     "audit.view": _MANAGERS,
     # Only an owner may make or unmake owners, so admins cannot lock owners out.
     "owners.manage": frozenset({Role.OWNER}),

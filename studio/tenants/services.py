@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -9,7 +10,7 @@ from datetime import timedelta
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
@@ -35,6 +36,31 @@ def tenant_create(*, name: str, slug: str | None = None, owner: AbstractBaseUser
         tenant = Tenant.objects.create(name=name, slug=slug)
         if owner is not None:
             Membership.objects.create(tenant=tenant, user=owner, role=Role.OWNER)
+    return tenant
+
+
+def tenant_settings_set(*, tenant: Tenant, path: tuple[str, ...], value) -> Tenant:
+    """Set one part of the tenant's settings (``("budget",)``, ``("memory", "embedder")``) in one
+    statement: pages saving different parts at the same moment never undo each other's change.
+    ``tenant.settings`` is refreshed from what was written."""
+    if not 1 <= len(path) <= 2:
+        raise ValueError("a settings path has one or two keys")
+    table = connection.ops.quote_name(Tenant._meta.db_table)
+    if len(path) == 1:
+        merged, params = "coalesce(settings, '{}'::jsonb) || jsonb_build_object(%s, %s::jsonb)", [path[0]]
+    else:  # the section is created when missing; its other keys are kept
+        merged = (
+            "coalesce(settings, '{}'::jsonb) || jsonb_build_object(%s, "
+            "coalesce(settings -> %s, '{}'::jsonb) || jsonb_build_object(%s, %s::jsonb))"
+        )
+        params = [path[0], path[0], path[1]]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET settings = {merged} WHERE id = %s RETURNING settings",
+            [*params, json.dumps(value), tenant.pk],
+        )
+        (settings,) = cursor.fetchone()
+    tenant.settings = settings if isinstance(settings, dict) else json.loads(settings)
     return tenant
 
 

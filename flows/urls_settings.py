@@ -1,0 +1,12 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from flows import settings_views
+
+app_name = "flow_settings"
+
+urlpatterns = [
+    path("budget/", settings_views.settings_budget, name="budget"),
+    path("access/", settings_views.settings_access, name="access"),
+]
