@@ -136,7 +136,8 @@ class NodeContext:
         """Refuse the step unless the flow was granted ``capability`` (``*`` suffixes match)."""
         if not capability_granted(capability, self.granted_capabilities):
             raise CapabilityRefused(
-                f"capability {capability!r} is not granted to this flow", details={"refused": capability}
+                f"capability {capability!r} is not granted to this flow (admins grant it in Settings, Flow access)",
+                details={"refused": capability},
             )
 
     def secret(self, name: str) -> str:

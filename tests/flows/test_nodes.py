@@ -59,7 +59,10 @@ def test_a_host_not_granted_to_the_flow_is_refused_before_any_request(tenant, re
         start(http_flow(tenant, receiver.url("/tickets"), capabilities=["http:api.example.com"]), {"id": 1})
     )
     assert run.status == RunStatus.FAILED
-    assert run.error == {"node": "call", "message": "capability 'http:127.0.0.1' is not granted to this flow"}
+    assert run.error == {
+        "node": "call",
+        "message": "capability 'http:127.0.0.1' is not granted to this flow (admins grant it in Settings, Flow access)",
+    }
     assert receiver.calls("/tickets") == []
 
 
