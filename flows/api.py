@@ -124,11 +124,14 @@ class FlowDetailApi(APIView):
             return error_response(
                 403, "only owners and admins grant capabilities to a flow", code="forbidden"
             )
-        return Response(FlowOutput(services.flow_update(flow=flow, **data.validated_data)).data)
+        return Response(
+            FlowOutput(services.flow_update(flow=flow, actor=actor.label, **data.validated_data)).data
+        )
 
     @extend_schema(responses={204: None})
     def delete(self, request, pk: int):
-        services.flow_delete(flow=selectors.flow_get(tenant=request_actor(request).tenant, pk=pk))
+        actor = request_actor(request)
+        services.flow_delete(flow=selectors.flow_get(tenant=actor.tenant, pk=pk), actor=actor.label)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -201,7 +204,9 @@ class PublishApi(APIView):
         data = self.PublishInput(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            version = services.flow_publish(flow=flow, user=actor.user, note=data.validated_data["note"])
+            version = services.flow_publish(
+                flow=flow, user=actor.user, note=data.validated_data["note"], actor=actor.label
+            )
         except services.PublishRefused as exc:
             return error_response(
                 400, f"cannot publish: {exc}", code="graph_problems", details=_problems(exc.problems)

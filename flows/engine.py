@@ -55,6 +55,8 @@ from flows.models import (
     StepStatus,
 )
 from flows.nodes import NodeContext, NodeError, NodeResult, NodeType, get_type
+from flows.nodes.base import CapabilityRefused
+from studio.governance.audit import audit_append
 from studio.realtime import group_name, publish_on_commit
 from studio.rows import Columns, instances, select_list
 from studio.tenants.models import Tenant
@@ -865,6 +867,10 @@ def step_finish(
         advance = Advance(run, graph, steps=steps)
         if error is not None:
             advance.step_failed(step, error, elapsed_ms=elapsed_ms)
+            if isinstance(error, CapabilityRefused):
+                audit_append(tenant_id=run.tenant_id, actor="system:engine", action="capability.refused",
+                             target=f"run:{run.pk}", data={"flow": run.flow.name, "run": run.pk, "node": node_id,
+                                                           **(error.details or {})})  # fmt: skip
         elif result.wait:
             _step_wait(advance, step, result)
         else:

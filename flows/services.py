@@ -14,6 +14,7 @@ from flows.graph import MalformedGraph, Problem, check_well_formed, graph_sha256
 from flows.models import Flow, FlowVersion, Run
 from flows.schedules import schedule_refresh
 from flows.selectors import version_graph_resolver, version_latest
+from studio.governance.audit import audit_append, user_label
 from studio.tenants.crypto import encrypt
 from studio.tenants.models import Tenant
 
@@ -64,20 +65,42 @@ def flow_create(
     )  # fmt: skip
 
 
-def flow_update(*, flow: Flow, **fields) -> Flow:
-    """Rename, describe, grant capabilities, set or clear the webhook secret (stored encrypted)."""
+@transaction.atomic
+def flow_update(*, flow: Flow, actor: str = "system", **fields) -> Flow:
+    """Rename, describe, grant capabilities, set or clear the webhook secret (stored encrypted).
+    Grants and the webhook secret are audited."""
+    granted_before = list(flow.granted_capabilities or [])
     for name in ("name", "description", "granted_capabilities"):
         if fields.get(name) is not None:
             setattr(flow, name, fields[name])
     if "webhook_secret" in fields:
         flow.webhook_secret = encrypt(fields["webhook_secret"]) if fields["webhook_secret"] else ""
     flow.save(update_fields=["name", "description", "granted_capabilities", "webhook_secret", "updated_at"])
+    if list(flow.granted_capabilities or []) != granted_before:
+        audit_append(
+            tenant_id=flow.tenant_id,
+            actor=actor,
+            action="flow.capabilities_changed",
+            target=f"flow:{flow.pk}",
+            data={"flow": flow.name, "before": granted_before, "after": flow.granted_capabilities},
+        )
+    if "webhook_secret" in fields:
+        audit_append(
+            tenant_id=flow.tenant_id,
+            actor=actor,
+            action="flow.webhook_secret_changed",
+            target=f"flow:{flow.pk}",
+            data={"flow": flow.name, "set": bool(fields["webhook_secret"])},
+        )
     return flow
 
 
-def flow_delete(*, flow: Flow) -> None:
+@transaction.atomic
+def flow_delete(*, flow: Flow, actor: str = "system") -> None:
     # Kept, not erased: runs and versions stay as history for the audit trail.
     Flow.objects.filter(pk=flow.pk).update(deleted_at=timezone.now())
+    audit_append(tenant_id=flow.tenant_id, actor=actor, action="flow.deleted", target=f"flow:{flow.pk}",
+                 data={"flow": flow.name})  # fmt: skip
 
 
 def flow_duplicate(*, flow: Flow, user=None) -> Flow:
@@ -104,7 +127,7 @@ def draft_save(*, flow: Flow, graph: object, revision: int, user=None) -> tuple[
 
 
 @transaction.atomic
-def flow_publish(*, flow: Flow, user=None, note: str = "") -> FlowVersion:
+def flow_publish(*, flow: Flow, user=None, note: str = "", actor: str = "") -> FlowVersion:
     flow = Flow.objects.select_for_update().get(pk=flow.pk)
     problems = graph_problems(flow=flow, tenant=flow.tenant, graph=flow.draft)
     if problems:
@@ -115,6 +138,13 @@ def flow_publish(*, flow: Flow, user=None, note: str = "") -> FlowVersion:
         sha256=graph_sha256(flow.draft), note=note, created_by=user,
     )  # fmt: skip
     schedule_refresh(flow)
+    audit_append(
+        tenant_id=flow.tenant_id,
+        actor=actor or user_label(user),
+        action="flow.published",
+        target=f"flow:{flow.pk}",
+        data={"flow": flow.name, "version": version.number, "sha256": version.sha256, "note": note},
+    )
     return version
 
 

@@ -61,7 +61,7 @@ def settings_budget(request: HttpRequest) -> HttpResponse:
         except ValidationError as exc:
             messages.error(request, _first_error(exc))
         else:
-            tenant_settings_set(tenant=tenant, path=("budget",), value=limits)
+            tenant_settings_set(tenant=tenant, path=("budget",), value=limits, actor=request.actor.label)
             messages.success(
                 request, "Budget saved." if limits else "Budget removed: spending is not limited."
             )
@@ -126,7 +126,7 @@ def settings_access(request: HttpRequest) -> HttpResponse:
             if action == "http":
                 policy = http_policy_from(hosts_text=request.POST.get("allowed_hosts", ""),
                                           allow_private=request.POST.get("allow_private") == "on")  # fmt: skip
-                tenant_settings_set(tenant=tenant, path=("http",), value=policy)
+                tenant_settings_set(tenant=tenant, path=("http",), value=policy, actor=request.actor.label)
                 messages.success(
                     request, f"Outbound HTTP saved: {len(policy['allowed_hosts'])} host pattern(s)."
                 )
@@ -139,7 +139,7 @@ def settings_access(request: HttpRequest) -> HttpResponse:
                     granted = [*(flow.granted_capabilities or []), *needed]
                 else:
                     granted = capabilities_from(request.POST.get("granted_capabilities", ""))
-                services.flow_update(flow=flow, granted_capabilities=granted)
+                services.flow_update(flow=flow, granted_capabilities=granted, actor=request.actor.label)
                 messages.success(request, f"Capabilities of “{flow.name}” saved.")
         except ValidationError as exc:
             messages.error(request, _first_error(exc))

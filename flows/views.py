@@ -93,7 +93,7 @@ def flow_duplicate(request: HttpRequest, pk: int) -> HttpResponse:
 @member_required("flows.edit")
 def flow_delete(request: HttpRequest, pk: int) -> HttpResponse:
     flow = selectors.flow_get(tenant=request.actor.tenant, pk=pk)
-    services.flow_delete(flow=flow)
+    services.flow_delete(flow=flow, actor=request.actor.label)
     messages.success(request, f"Deleted “{flow.name}”.")
     return redirect("flows:list")
 

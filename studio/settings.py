@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "flows",
     "studio.inbox",
     "studio.memory",
+    "studio.governance",
 ]
 
 MIDDLEWARE = [

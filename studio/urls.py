@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from flows import views as flow_views
 from studio import views
+from studio.governance import views as governance_views
 from studio.telemetry import api as telemetry_api
 from studio.telemetry import views as telemetry_views
 from studio.tenants import api as tenant_api
@@ -42,6 +43,7 @@ urlpatterns = [
     path("dashboard/", telemetry_views.dashboard, name="dashboard"),
     path("settings/memory/", include("studio.memory.urls")),
     path("settings/", include("flows.urls_settings")),
+    path("settings/audit/", governance_views.audit_log, name="audit"),
     path("settings/", include("studio.tenants.urls")),
     path("api/v1/", include((api_v1, "api"))),
     path("admin/", admin.site.urls),

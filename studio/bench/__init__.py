@@ -310,8 +310,7 @@ def other_consumers(ours: dict[str, str]) -> list[str]:
 def throwaway_tenant(prefix: str = "bench") -> Iterator[Any]:
     """A tenant that exists for the benchmark only; deleting it takes its rows with it."""
     from flows.models import Run
-    from studio.tenants.models import Tenant
-    from studio.tenants.services import tenant_create
+    from studio.tenants.services import tenant_create, tenants_delete
 
     slug = f"{prefix}-{secrets.token_hex(4)}"
     tenant = tenant_create(name=f"Benchmark {slug}", slug=slug)
@@ -320,7 +319,7 @@ def throwaway_tenant(prefix: str = "bench") -> Iterator[Any]:
     finally:
         # Runs first: a run protects the version it ran, which the flow's cascade would reach first.
         Run.objects.filter(tenant=tenant).delete()
-        Tenant.objects.filter(pk=tenant.pk).delete()
+        tenants_delete(tenant_ids=[tenant.pk])
 
 
 class WebServer:

@@ -155,8 +155,7 @@ class MemoryBench:
 
     @contextlib.contextmanager
     def scratch(self) -> Iterator[None]:
-        from studio.tenants.models import Tenant
-        from studio.tenants.services import tenant_create
+        from studio.tenants.services import tenant_create, tenants_delete
 
         try:
             with connection.cursor() as cursor:
@@ -185,7 +184,7 @@ class MemoryBench:
             with connection.cursor() as cursor:
                 cursor.execute("SET search_path TO DEFAULT")
                 cursor.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
-            Tenant.objects.filter(pk__in=[t.pk for t in self.tenants]).delete()
+            tenants_delete(tenant_ids=[t.pk for t in self.tenants])
 
     def load(self) -> tuple[list[int], float]:
         sizes = tenant_sizes(self.sizes.items, self.sizes.tenants)

@@ -21,6 +21,7 @@ from django.utils import timezone
 from flows import engine
 from flows.models import Run, StepRun, StepStatus
 from flows.nodes import NodeError, NodeResult
+from studio.governance.audit import audit_append
 from studio.inbox.models import REVIEW_PENDING, REVIEW_UNCLAIMED, Decision, ReviewStatus, ReviewTask
 from studio.inbox.selectors import review_unread_count
 from studio.realtime import group_name, publish_on_commit
@@ -197,6 +198,12 @@ def _conflict(review: ReviewTask) -> ReviewConflict:
 # -- deciding -------------------------------------------------------------------------------------
 
 
+def _audit_decision(review: ReviewTask, actor: Actor, decision: str) -> None:
+    audit_append(tenant_id=review.tenant_id, actor=actor.label, action="review.decided", target=f"review:{review.pk}",
+                 data={"flow": review.flow.name, "run": review.run_id, "node": review.node_id, "decision": decision,
+                       "status": review.status, "approvals": len(review.approvals or [])})  # fmt: skip
+
+
 def review_decide(
     *, review: ReviewTask, actor: Actor, decision: str, output: Any = _MISSING, comment: str = ""
 ) -> ReviewTask:
@@ -241,6 +248,7 @@ def review_decide(
                                                         "at": now.isoformat(), "comment": comment}]  # fmt: skip
                 if len(review.approvals) < review.quorum:
                     review.save(update_fields=["approvals", "updated_at"])
+                    _audit_decision(review, actor, "voted")
                     _publish(review, "voted")
                     return review
             review.status = ReviewStatus.EDITED if decision == Decision.EDIT else ReviewStatus.APPROVED
@@ -251,6 +259,7 @@ def review_decide(
         review.decided_by, review.decided_by_label, review.decided_at = actor.user, actor.label, now
         if engine.step_resume(review.step_id, result=result):
             review.save()
+            _audit_decision(review, actor, decision)
             _publish(review, "decided")
             if decision == Decision.EDIT:
                 _record_correction(review)

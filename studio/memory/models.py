@@ -168,7 +168,7 @@ class PurgeReason(models.TextChoices):
 
 
 class MemoryPurge(models.Model):
-    """One purge of memory items, recorded until the audit log exists (then written there too)."""
+    """One purge of memory items, for the memory settings page; the audit log has it too."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     namespace = models.CharField(max_length=100, blank=True)  # a name: the namespace may be gone

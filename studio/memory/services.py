@@ -13,6 +13,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from studio.governance.audit import audit_append
 from studio.governance.redaction import BUILTIN_RULES, redact
 from studio.memory import embedders
 from studio.memory.models import (
@@ -112,8 +113,10 @@ def memory_namespace_set_policy(
     ttl_seconds: int | None,
     max_items: int | None,
     redaction_rules: list[str],
+    actor: str = "system",
 ) -> MemoryNamespace:
-    """Change a namespace's retention; the beat job applies it to existing items on its next round."""
+    """Change a namespace's retention (audited); the beat job applies it to existing items on its
+    next round."""
     unknown = [r for r in redaction_rules if r not in BUILTIN_RULES]
     if unknown:
         raise MemoryValidationError("redaction_rules", f"unknown rule(s): {', '.join(unknown)}")
@@ -124,7 +127,12 @@ def memory_namespace_set_policy(
     namespace.ttl_seconds = ttl_seconds
     namespace.max_items = max_items
     namespace.redaction_rules = list(redaction_rules)
-    namespace.save(update_fields=["ttl_seconds", "max_items", "redaction_rules", "updated_at"])
+    with transaction.atomic():
+        namespace.save(update_fields=["ttl_seconds", "max_items", "redaction_rules", "updated_at"])
+        audit_append(tenant_id=namespace.tenant_id, actor=actor, action="memory.policy_changed",
+                     target=f"memory:{namespace.name}",
+                     data={"namespace": namespace.name, "ttl_seconds": ttl_seconds, "max_items": max_items,
+                           "redaction_rules": namespace.redaction_rules})  # fmt: skip
     return namespace
 
 
@@ -274,21 +282,27 @@ def memory_write_correction(
 def purge_record(
     *, tenant_id: int, namespace: str, reason: str, count: int, subject: str = "", actor: str = ""
 ) -> MemoryPurge | None:
-    """Record a purge (until the audit log exists, MemoryPurge is where purges are audited)."""
+    """Record a purge: in the audit log, and as a ``MemoryPurge`` row (the memory settings page
+    lists those). An erased subject is kept only as its SHA-256."""
     if count <= 0:
         return None
     digest = hashlib.sha256(subject.encode()).hexdigest() if subject else ""
     log.info(
         "memory purge: tenant %s, namespace %r, %s item(s), reason %s", tenant_id, namespace, count, reason
     )
-    return MemoryPurge.objects.create(
-        tenant_id=tenant_id,
-        namespace=namespace,
-        reason=reason,
-        count=count,
-        subject_digest=digest,
-        actor=actor,
-    )
+    with transaction.atomic():
+        audit_append(tenant_id=tenant_id, actor=actor or "system:retention", action="memory.purged",
+                     target=f"memory:{namespace}",
+                     data={"namespace": namespace, "reason": reason, "count": count,
+                           "subject_sha256": digest})  # fmt: skip
+        return MemoryPurge.objects.create(
+            tenant_id=tenant_id,
+            namespace=namespace,
+            reason=reason,
+            count=count,
+            subject_digest=digest,
+            actor=actor,
+        )
 
 
 def memory_delete(*, tenant: Tenant, namespace: str, item_id: int, actor: str = "") -> bool:

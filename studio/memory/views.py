@@ -55,13 +55,16 @@ def settings_memory(request):
                     ttl_seconds=ttl_seconds,
                     max_items=max_items,
                     redaction_rules=request.POST.getlist("redaction_rules"),
+                    actor=request.actor.label,
                 )
                 messages.success(request, f"Retention of {namespace.name} saved.")
             elif action == "embedder":
                 spec = _embedder_from_post(request.POST)
                 if spec["kind"] == "minilm" and not embedders.minilm_available():
                     raise embedders.EmbedderError("MiniLM is not installed here (the 'embeddings' extra)")
-                tenant_settings_set(tenant=tenant, path=("memory", "embedder"), value=spec)
+                tenant_settings_set(
+                    tenant=tenant, path=("memory", "embedder"), value=spec, actor=request.actor.label
+                )
                 messages.success(request, f"New namespaces will use {embedders.spec_label(spec)}.")
             elif action == "forget":
                 counts = services.memory_forget_subject(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from django import template
 
@@ -55,3 +56,21 @@ def number(value, places: int = 0) -> str:
     if value is None:
         return "—"
     return f"{float(value):,.{int(places)}f}"
+
+
+_HEX_DIGEST = re.compile(r"[0-9a-f]{32,}")
+
+
+@register.filter
+def brief(value) -> str:
+    """A value in a line of details: lists joined, digests cut to 12 characters, long text cut."""
+    if value is None or value == "" or value == []:
+        return "—"
+    if isinstance(value, list | tuple):
+        return ", ".join(brief(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, default=str)[:120]
+    text = str(value)
+    if _HEX_DIGEST.fullmatch(text):
+        return text[:12] + "…"
+    return text if len(text) <= 120 else text[:119] + "…"

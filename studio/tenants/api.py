@@ -70,7 +70,9 @@ class SecretListApi(APIView):
         data = self.SecretCreate(data=request.data)
         data.is_valid(raise_exception=True)
         actor = request_actor(request)
-        secret = services.secret_set(tenant=actor.tenant, user=actor.user, **data.validated_data)
+        secret = services.secret_set(
+            tenant=actor.tenant, user=actor.user, actor=actor.label, **data.validated_data
+        )
         return Response(SecretOutput(secret).data, status=status.HTTP_201_CREATED)
 
 
@@ -88,14 +90,15 @@ class SecretDetailApi(APIView):
         data = self.SecretUpdate(data=request.data)
         data.is_valid(raise_exception=True)
         secret = services.secret_set(
-            tenant=actor.tenant, name=secret.name, user=actor.user, **data.validated_data
+            tenant=actor.tenant, name=secret.name, user=actor.user, actor=actor.label, **data.validated_data
         )
         return Response(SecretOutput(secret).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request, pk: int):
-        secret = selectors.secret_get(tenant=request_actor(request).tenant, pk=pk)
-        services.secret_delete(secret=secret)
+        actor = request_actor(request)
+        secret = selectors.secret_get(tenant=actor.tenant, pk=pk)
+        services.secret_delete(secret=secret, actor=actor.label)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -137,7 +140,9 @@ class ApiKeyListApi(APIView):
                 },
                 status=status.HTTP_403_FORBIDDEN,
             )
-        issued = services.api_key_create(tenant=actor.tenant, user=actor.user, **data.validated_data)
+        issued = services.api_key_create(
+            tenant=actor.tenant, user=actor.user, actor=actor.label, **data.validated_data
+        )
         # The only time the key is ever returned.
         return Response(
             {**ApiKeyOutput(issued.api_key).data, "key": issued.raw_key}, status=status.HTTP_201_CREATED
@@ -149,6 +154,7 @@ class ApiKeyDetailApi(APIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request, pk: int):
-        api_key = selectors.api_key_get(tenant=request_actor(request).tenant, pk=pk)
-        services.api_key_revoke(api_key=api_key)
+        actor = request_actor(request)
+        api_key = selectors.api_key_get(tenant=actor.tenant, pk=pk)
+        services.api_key_revoke(api_key=api_key, actor=actor.label)
         return Response(status=status.HTTP_204_NO_CONTENT)

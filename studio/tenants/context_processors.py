@@ -22,6 +22,6 @@ def tenant(request) -> dict:
         "user_memberships": list(membership_list_for_user(user=user)) if user.is_authenticated else [],
         "can": {
             p.replace(".", "_"): role_can(actor.role, p)
-            for p in ("settings.view", "reviews.view", "flows.edit")
+            for p in ("settings.view", "reviews.view", "flows.edit", "audit.view")
         },
     }

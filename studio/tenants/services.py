@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 
+from studio.governance.audit import audit_allow_erase, audit_append, user_label
 from studio.tenants.crypto import encrypt
 from studio.tenants.models import ApiKey, Membership, Secret, Tenant
 from studio.tenants.roles import Role
@@ -39,7 +40,14 @@ def tenant_create(*, name: str, slug: str | None = None, owner: AbstractBaseUser
     return tenant
 
 
-def tenant_settings_set(*, tenant: Tenant, path: tuple[str, ...], value) -> Tenant:
+@transaction.atomic
+def tenants_delete(*, tenant_ids: list[int]) -> None:
+    """Delete tenants with everything they own, their audit chains included."""
+    audit_allow_erase(tenant_ids=tenant_ids)
+    Tenant.objects.filter(pk__in=tenant_ids).delete()
+
+
+def tenant_settings_set(*, tenant: Tenant, path: tuple[str, ...], value, actor: str = "system") -> Tenant:
     """Set one part of the tenant's settings (``("budget",)``, ``("memory", "embedder")``) in one
     statement: pages saving different parts at the same moment never undo each other's change.
     ``tenant.settings`` is refreshed from what was written."""
@@ -54,34 +62,51 @@ def tenant_settings_set(*, tenant: Tenant, path: tuple[str, ...], value) -> Tena
             "coalesce(settings -> %s, '{}'::jsonb) || jsonb_build_object(%s, %s::jsonb))"
         )
         params = [path[0], path[0], path[1]]
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET settings = {merged} WHERE id = %s RETURNING settings",
             [*params, json.dumps(value), tenant.pk],
         )
         (settings,) = cursor.fetchone()
+        audit_append(tenant_id=tenant.pk, actor=actor, action="settings.changed", target=f"settings:{'.'.join(path)}",
+                     data={"value": value})  # fmt: skip
     tenant.settings = settings if isinstance(settings, dict) else json.loads(settings)
     return tenant
 
 
-def membership_set(*, tenant: Tenant, user: AbstractBaseUser, role: str) -> Membership:
+@transaction.atomic
+def membership_set(*, tenant: Tenant, user: AbstractBaseUser, role: str, actor: str = "system") -> Membership:
     if role not in Role.values:
         raise ValidationError({"role": f"unknown role {role!r}; one of {', '.join(Role.values)}"})
+    before = Membership.objects.filter(tenant=tenant, user=user).values_list("role", flat=True).first()
     membership, _ = Membership.objects.update_or_create(tenant=tenant, user=user, defaults={"role": role})
+    if before != role:
+        audit_append(tenant_id=tenant.pk, actor=actor, action="member.role_set", target=f"user:{user.pk}",
+                     data={"user": user.get_username(), "role": role, "before": before})  # fmt: skip
     return membership
 
 
 @transaction.atomic
-def membership_remove(*, membership: Membership) -> None:
+def membership_remove(*, membership: Membership, actor: str = "system") -> None:
     """Remove a member, refusing to leave a tenant without an owner."""
     others = Membership.objects.select_for_update().filter(tenant=membership.tenant, role=Role.OWNER)
     if membership.role == Role.OWNER and others.exclude(pk=membership.pk).count() == 0:
         raise ValidationError({"role": "a tenant must keep at least one owner"})
     membership.delete()
+    audit_append(tenant_id=membership.tenant_id, actor=actor, action="member.removed",
+                 target=f"user:{membership.user_id}",
+                 data={"user": membership.user.get_username(), "role": membership.role})  # fmt: skip
 
 
+@transaction.atomic
 def secret_set(
-    *, tenant: Tenant, name: str, value: str, description: str = "", user: AbstractBaseUser | None = None
+    *,
+    tenant: Tenant,
+    name: str,
+    value: str,
+    description: str = "",
+    user: AbstractBaseUser | None = None,
+    actor: str = "",
 ) -> Secret:
     """Create or replace a secret; the value is encrypted before it is stored."""
     import re
@@ -101,11 +126,16 @@ def secret_set(
         secret.ciphertext = encrypt(value)
         secret.description = description or secret.description
         secret.save(update_fields=["ciphertext", "description", "updated_at"])
+    audit_append(tenant_id=tenant.pk, actor=actor or user_label(user), action="secret.set", target=f"secret:{name}",
+                 data={"name": name, "replaced": not created})  # the value never  # fmt: skip
     return secret
 
 
-def secret_delete(*, secret: Secret) -> None:
+@transaction.atomic
+def secret_delete(*, secret: Secret, actor: str = "system") -> None:
     secret.delete()
+    audit_append(tenant_id=secret.tenant_id, actor=actor, action="secret.deleted", target=f"secret:{secret.name}",
+                 data={"name": secret.name})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -114,8 +144,9 @@ class IssuedKey:
     raw_key: str  # shown once to whoever created it, never stored
 
 
+@transaction.atomic
 def api_key_create(
-    *, tenant: Tenant, name: str, role: str, user: AbstractBaseUser | None = None
+    *, tenant: Tenant, name: str, role: str, user: AbstractBaseUser | None = None, actor: str = ""
 ) -> IssuedKey:
     if role not in Role.values:
         raise ValidationError({"role": f"unknown role {role!r}; one of {', '.join(Role.values)}"})
@@ -130,11 +161,17 @@ def api_key_create(
         role=role,
         created_by=user,
     )
+    details = {"name": api_key.name, "prefix": api_key.prefix, "role": role}
+    audit_append(tenant_id=tenant.pk, actor=actor or user_label(user), action="api_key.created",
+                 target=f"api_key:{api_key.pk}", data=details)  # fmt: skip
     return IssuedKey(api_key=api_key, raw_key=raw_key)
 
 
-def api_key_revoke(*, api_key: ApiKey) -> None:
-    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+@transaction.atomic
+def api_key_revoke(*, api_key: ApiKey, actor: str = "system") -> None:
+    if ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()):
+        audit_append(tenant_id=api_key.tenant_id, actor=actor, action="api_key.revoked", target=f"api_key:{api_key.pk}",
+                     data={"name": api_key.name, "prefix": api_key.prefix})  # fmt: skip
 
 
 def api_key_touch(*, api_key: ApiKey) -> None:

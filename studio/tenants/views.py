@@ -70,7 +70,9 @@ def settings_members(request):
                 if user is None:
                     raise ValidationError({"username": f"no user called {username!r}"})
                 _check_owner_change(request, request.POST.get("role"))
-                services.membership_set(tenant=tenant, user=user, role=request.POST.get("role", ""))
+                services.membership_set(
+                    tenant=tenant, user=user, role=request.POST.get("role", ""), actor=request.actor.label
+                )
                 messages.success(request, f"{username} is now a {request.POST.get('role')}.")
             elif action in {"role", "remove"}:
                 membership = selectors.member_get(tenant=tenant, pk=int(request.POST.get("membership", 0)))
@@ -78,13 +80,16 @@ def settings_members(request):
                 if action == "role":
                     _check_owner_change(request, request.POST.get("role"))
                     services.membership_set(
-                        tenant=tenant, user=membership.user, role=request.POST.get("role", "")
+                        tenant=tenant,
+                        user=membership.user,
+                        role=request.POST.get("role", ""),
+                        actor=request.actor.label,
                     )
                     messages.success(
                         request, f"{membership.user.username} is now a {request.POST.get('role')}."
                     )
                 else:
-                    services.membership_remove(membership=membership)
+                    services.membership_remove(membership=membership, actor=request.actor.label)
                     messages.success(request, f"{membership.user.username} was removed.")
         except ValidationError as exc:
             messages.error(request, _errors(exc))
@@ -114,7 +119,7 @@ def settings_api_keys(request):
         try:
             if request.POST.get("action") == "revoke":
                 api_key = selectors.api_key_get(tenant=tenant, pk=int(request.POST.get("key", 0)))
-                services.api_key_revoke(api_key=api_key)
+                services.api_key_revoke(api_key=api_key, actor=request.actor.label)
                 messages.success(request, f"Key {api_key.name} was revoked.")
                 return redirect("settings:api_keys")
             _check_owner_change(request, request.POST.get("role"))
@@ -147,7 +152,7 @@ def settings_secrets(request):
         try:
             if request.POST.get("action") == "delete":
                 secret = selectors.secret_get(tenant=tenant, pk=int(request.POST.get("secret", 0)))
-                services.secret_delete(secret=secret)
+                services.secret_delete(secret=secret, actor=request.actor.label)
                 messages.success(request, f"Secret {secret.name} was deleted.")
             else:
                 secret = services.secret_set(

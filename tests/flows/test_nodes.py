@@ -10,6 +10,7 @@ import pytest
 from flows import engine
 from flows.models import Run, RunStatus, StepRun
 from flows.tasks import step_execute_task
+from studio.governance.models import AuditEntry
 from tests.factories import make_tenant
 from tests.flows.helpers import edge, graph, node, published_flow, scripted_llm, start, statuses, wait_run
 from tests.flows.receiver import Receiver, chat_completion, json_answer
@@ -64,6 +65,8 @@ def test_a_host_not_granted_to_the_flow_is_refused_before_any_request(tenant, re
         "message": "capability 'http:127.0.0.1' is not granted to this flow (admins grant it in Settings, Flow access)",
     }
     assert receiver.calls("/tickets") == []
+    refusal = AuditEntry.objects.get(tenant=tenant, action="capability.refused")
+    assert refusal.target == f"run:{run.pk}" and refusal.details["refused"] == "http:127.0.0.1"
 
 
 def test_private_addresses_are_refused_unless_the_tenant_allows_them(tenant, receiver):

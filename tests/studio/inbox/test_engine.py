@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from flows.models import Run, RunStatus, StepStatus
+from studio.governance.models import AuditEntry
 from studio.inbox import services
 from studio.inbox.models import ReviewStatus
 from studio.tenants.roles import Role
@@ -69,6 +70,8 @@ def test_reject_takes_only_the_rejected_path(tenant, reviewer, receiver):
     run = start(model_flow(tenant, receiver), {"amount": 900, "customer": "Bob"})
     review = wait_review(run)
     services.review_decide(review=review, actor=reviewer, decision="reject", comment="too much")
+    decided = AuditEntry.objects.get(tenant=tenant, action="review.decided")
+    assert decided.actor == reviewer.label and decided.details["decision"] == "reject"
     run = wait_run(run)
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert run.outputs == {"dropped": "too much"}
