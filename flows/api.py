@@ -66,7 +66,7 @@ class FlowOutput(serializers.Serializer):
         return latest.number if latest else None
 
     def get_webhook_path(self, flow) -> str:
-        return f"/api/v1/hooks/{flow.webhook_token}/"
+        return flow.webhook_path
 
 
 class FlowListApi(APIView):

@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 
 from studio.tenants.models import ApiKey, Tenant, TenantOwnedQuerySet
 
@@ -57,6 +58,11 @@ class Flow(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def webhook_path(self) -> str:
+        """Where the flow's webhook trigger listens (``POST``)."""
+        return reverse("api:webhook", args=[self.webhook_token])
 
 
 class FlowVersion(models.Model):

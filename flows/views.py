@@ -108,6 +108,8 @@ def flow_edit(request: HttpRequest, pk: int) -> HttpResponse:
     bootstrap = {
         "name": flow.name,
         "latest_version": latest.number if latest else None,
+        "webhook_path": flow.webhook_path,
+        "has_webhook_secret": bool(flow.webhook_secret),
         "graph": flow.draft,
         "revision": flow.draft_revision,
         "types": [t.describe() for t in all_types()],

@@ -3,8 +3,12 @@ from the palette, save, reload, break it, publish it, run it and watch it live."
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
+import urllib.error
+import urllib.request
 
 import pytest
 from playwright.sync_api import expect
@@ -369,4 +373,48 @@ def test_a_viewer_sees_the_flow_read_only(page, live_server_url, builder):
     expect(page.locator("#cfg-ask-prompt")).to_be_disabled()
     page.keyboard.press("Delete")
     expect(node(page, "ask")).to_be_visible()
+    assert page.console_errors == []
+
+
+def test_the_trigger_shows_how_to_call_the_flow_and_sets_its_webhook_secret(page, live_server_url, builder):
+    tenant, user = builder
+    graph = {
+        "schema": 1,
+        "nodes": [{"id": "trigger", "type": "trigger", "position": {"x": 0, "y": 0}, "config": {"kind": "webhook"}},
+                  {"id": "out", "type": "output", "position": {"x": 280, "y": 0}, "config": {}}],
+        "edges": [{"id": "e1", "source": "trigger", "sourceHandle": "out", "target": "out", "targetHandle": "in"}],
+    }  # fmt: skip
+    flow = services.flow_create(tenant=tenant, name="Hooked", graph=graph)
+    services.flow_publish(flow=flow)
+    log_in(page, live_server_url, user.username)
+    page.wait_for_url("**/flows/")
+    page.goto(f"{live_server_url}/flows/{flow.pk}/edit/")
+    node(page, "trigger").click()
+    url = f"{live_server_url}/api/v1/hooks/{flow.webhook_token}/"
+    expect(page.get_by_label("Webhook URL")).to_have_text(url)
+    expect(page.get_by_text("Anyone with the URL can start a run")).to_be_visible()
+
+    page.get_by_label("Signing secret").fill("s3cret")
+    page.get_by_role("button", name="Require signatures").click()
+    expect(page.get_by_text("Secret saved: calls must now be signed.")).to_be_visible()
+    expect(page.get_by_text("Signed calls only")).to_be_visible()
+    flow.refresh_from_db()
+    assert flow.webhook_secret and "s3cret" not in flow.webhook_secret  # stored encrypted
+
+    def post(headers: dict) -> int:
+        request = urllib.request.Request(url, data=b'{"a": 1}', method="POST",
+                                         headers={"Content-Type": "application/json", **headers})  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    assert post({}) == 401
+    signature = "sha256=" + hmac.new(b"s3cret", b'{"a": 1}', hashlib.sha256).hexdigest()
+    assert post({"X-Studio-Signature": signature}) in (200, 202)
+    shot(page, "editor-webhook-trigger.png")
+
+    page.get_by_label("Kind").select_option("api")  # the form switches to the API call
+    expect(page.get_by_label("Example call")).to_contain_text(f"/api/v1/flows/{flow.pk}/runs/?wait=30")
     assert page.console_errors == []

@@ -73,6 +73,89 @@ export function ConfigPanel({ readOnly }: { readOnly: boolean }) {
       ) : (
         <p className="field-error">Unknown node type {node.data.type}: it cannot be configured here.</p>
       )}
+      {node.data.type === "trigger" && <TriggerAccess kind={String(node.data.config.kind ?? "manual")} readOnly={readOnly} />}
+    </div>
+  );
+}
+
+// How the outside world starts this flow: the webhook's URL and signing secret, or the API call.
+function TriggerAccess({ kind, readOnly }: { kind: string; readOnly: boolean }) {
+  const flowId = useEditor((s) => s.flowId);
+  const webhookPath = useEditor((s) => s.webhookPath);
+  const signed = useEditor((s) => s.hasWebhookSecret);
+  const latest = useEditor((s) => s.latestVersion);
+  const setWebhookSecret = useEditor((s) => s.setWebhookSecret);
+  const [secret, setSecret] = useState("");
+  const [note, setNote] = useState<string | null>(null);
+  const origin = window.location.origin;
+  const runs = latest ? `Runs use the latest published version (v${latest}).` : "Publish the flow first: calls start its latest published version.";
+
+  const save = async (value: string) => {
+    try {
+      await setWebhookSecret(value);
+      setSecret("");
+      setNote(value ? "Secret saved: calls must now be signed." : "Signatures are no longer required.");
+    } catch (e) {
+      setNote((e as Error).message);
+    }
+  };
+
+  if (kind === "webhook") {
+    const url = `${origin}${webhookPath}`;
+    return (
+      <section className="trigger-access" aria-label="Webhook">
+        <h3>Webhook</h3>
+        <p className="muted small">POST a JSON body to this URL: the body becomes the run's inputs. {runs}</p>
+        <CopyField label="Webhook URL" value={url} />
+        <p className="small">
+          {signed ? (
+            <>Signed calls only: send <code>X-Studio-Signature: sha256=&lt;hex HMAC-SHA256 of the body&gt;</code>.</>
+          ) : (
+            <>Anyone with the URL can start a run. Set a secret to require an HMAC signature.</>
+          )}
+        </p>
+        {!readOnly && (
+          <form className="secret-form" onSubmit={(e) => { e.preventDefault(); if (secret) save(secret); }}>
+            <label htmlFor="webhook-secret" className="visually-hidden">Signing secret</label>
+            <input id="webhook-secret" type="password" autoComplete="off" value={secret} placeholder={signed ? "New signing secret" : "Signing secret"}
+              onChange={(e) => setSecret(e.target.value)} />
+            <button type="submit" className="button small" disabled={!secret}>{signed ? "Replace" : "Require signatures"}</button>
+            {signed && <button type="button" className="button small" onClick={() => save("")}>Stop requiring</button>}
+          </form>
+        )}
+        {note && <p className="small muted" role="status">{note}</p>}
+      </section>
+    );
+  }
+  if (kind === "api") {
+    const call = `curl -X POST -H "Authorization: Bearer $STUDIO_API_KEY" -H "Content-Type: application/json" \\\n  -d '{"inputs": {}}' '${origin}/api/v1/flows/${flowId}/runs/?wait=30'`;
+    return (
+      <section className="trigger-access" aria-label="API">
+        <h3>Start it through the API</h3>
+        <p className="muted small">With a tenant API key (Settings, API keys). {runs} <code>?wait=</code> answers with the finished run.</p>
+        <CopyField label="Example call" value={call} multiline />
+      </section>
+    );
+  }
+  return null;
+}
+
+function CopyField({ label, value, multiline = false }: { label: string; value: string; multiline?: boolean }) {
+  const [copied, setCopied] = useState(false);
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(value);
+      setCopied(true);
+      setTimeout(() => setCopied(false), 1500);
+    } catch {
+      setCopied(false);
+    }
+  };
+  return (
+    <div className="copy-field">
+      <span className="visually-hidden">{label}</span>
+      {multiline ? <pre className="mono" aria-label={label}>{value}</pre> : <code aria-label={label}>{value}</code>}
+      <button type="button" className="button small" onClick={copy}>{copied ? "Copied" : "Copy"}</button>
     </div>
   );
 }

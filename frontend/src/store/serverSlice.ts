@@ -17,6 +17,8 @@ export interface VersionInfo {
 export interface Bootstrap {
   name: string;
   latest_version: number | null;
+  webhook_path: string;
+  has_webhook_secret: boolean;
   graph: GraphDoc;
   revision: number;
   types: NodeTypeInfo[];
@@ -35,6 +37,8 @@ export interface ServerSlice {
   conflict: string | null;
   status: string | null;
   latestVersion: number | null;
+  webhookPath: string;
+  hasWebhookSecret: boolean;
   docExtra: Record<string, unknown>;
 
   load: (flowId: number, bootstrap?: Bootstrap | null) => Promise<void>;
@@ -42,6 +46,23 @@ export interface ServerSlice {
   publish: (note: string) => Promise<boolean>;
   applyDraft: (draft: { graph: GraphDoc; revision: number; problems: Problem[] }) => void;
   setStatus: (status: string | null) => void;
+  setWebhookSecret: (secret: string) => Promise<void>;
+}
+
+interface FlowInfo {
+  name: string;
+  latest_version: number | null;
+  webhook_path: string;
+  has_webhook_secret: boolean;
+}
+
+function flowFields(flow: FlowInfo) {
+  return {
+    flowName: flow.name,
+    latestVersion: flow.latest_version,
+    webhookPath: flow.webhook_path,
+    hasWebhookSecret: flow.has_webhook_secret,
+  };
 }
 
 export function problemsByNode(problems: Problem[]): Record<string, string[]> {
@@ -73,6 +94,8 @@ export const createServerSlice: StateCreator<EditorState, [], [], ServerSlice> =
   conflict: null,
   status: null,
   latestVersion: null,
+  webhookPath: "",
+  hasWebhookSecret: false,
   docExtra: {},
 
   load: async (flowId, bootstrap) => {
@@ -81,7 +104,7 @@ export const createServerSlice: StateCreator<EditorState, [], [], ServerSlice> =
       if (bootstrap) {
         // The page carried the draft and the registry: draw now, ask for the problems after.
         get().setTypes(bootstrap.types);
-        set({ flowName: bootstrap.name, latestVersion: bootstrap.latest_version });
+        set(flowFields(bootstrap));
         get().applyDraft({ graph: bootstrap.graph, revision: bootstrap.revision, problems: [] });
         set({ loading: false });
         const draft = await api<{ revision: number; problems: Problem[] }>("GET", `flows/${flowId}/draft/`);
@@ -90,17 +113,23 @@ export const createServerSlice: StateCreator<EditorState, [], [], ServerSlice> =
       }
       const [types, flow, draft] = await Promise.all([
         api<{ results: NodeTypeInfo[] }>("GET", "node-types/"),
-        api<{ name: string; latest_version: number | null }>("GET", `flows/${flowId}/`),
+        api<FlowInfo>("GET", `flows/${flowId}/`),
         api<{ graph: GraphDoc; revision: number; problems: Problem[] }>("GET", `flows/${flowId}/draft/`),
       ]);
       get().setTypes(types.results);
-      set({ flowName: flow.name, latestVersion: flow.latest_version });
+      set(flowFields(flow));
       get().applyDraft(draft);
       set({ loading: false });
     } catch (e) {
       if (get().loading) set({ loading: false, loadError: (e as Error).message });
       else set({ status: `Could not check the draft: ${(e as Error).message}` });
     }
+  },
+
+  setWebhookSecret: async (secret) => {
+    // An empty secret stops requiring signatures. The value is never read back.
+    const flow = await api<FlowInfo>("PATCH", `flows/${get().flowId}/`, { webhook_secret: secret });
+    set(flowFields(flow));
   },
 
   applyDraft: (draft) => {
