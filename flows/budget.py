@@ -11,8 +11,9 @@ checking a budget sums them (one query, only for tenants that have a budget).
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils import timezone
 
@@ -58,6 +59,31 @@ def month_spend(tenant_id: int) -> tuple[Decimal, int]:
         cursor.execute(_MONTH_SQL, [tenant_id, this_month()])
         micro, tokens = cursor.fetchone()
     return Decimal(int(micro)) / MICRO, int(tokens)
+
+
+def parse_limits(*, cost: str, tokens: str) -> dict:
+    """The limits an admin typed: blank means none; else a non-negative amount (cents and
+    below: six decimals) or a whole number of tokens. Errors name the field."""
+    limits: dict = {}
+    if cost.strip():
+        try:
+            amount = Decimal(cost.strip().lstrip("$").replace(",", ""))
+        except InvalidOperation:
+            raise ValidationError(
+                {"monthly_cost_usd": "must be an amount in US dollars, e.g. 250 or 12.50"}
+            ) from None
+        if not amount.is_finite() or amount < 0 or amount.as_tuple().exponent < -6:
+            raise ValidationError({"monthly_cost_usd": "must be zero or more, with at most six decimals"})
+        limits["monthly_cost_usd"] = str(amount)
+    if tokens.strip():
+        try:
+            count = int(tokens.strip().replace(",", "").replace("_", ""))
+        except ValueError:
+            raise ValidationError({"monthly_tokens": "must be a whole number of tokens"}) from None
+        if count < 0:
+            raise ValidationError({"monthly_tokens": "must be zero or more"})
+        limits["monthly_tokens"] = count
+    return limits
 
 
 def budget_check(tenant) -> None:

@@ -11,7 +11,9 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from flows.graph import graph_capabilities
 from flows.models import RUN_FINISHED, RUN_RETRYABLE, STEP_ACTIVE, Flow, FlowVersion, Run, StepRun, StepStatus
+from flows.nodes.base import capability_granted
 from studio.realtime import GroupListener, group_name
 from studio.rows import Columns, instances, select_list
 from studio.tenants.models import Tenant
@@ -85,6 +87,20 @@ def flow_list_with_latest_graph(*, tenant: Tenant) -> QuerySet[Flow]:
     None), in one query (the capabilities page reads what every flow's nodes need)."""
     latest = FlowVersion.objects.filter(flow=OuterRef("pk")).order_by("-number").values("graph")[:1]
     return flow_list(tenant=tenant).annotate(latest_graph=Subquery(latest)).order_by("name", "pk")
+
+
+def flow_capability_needs(flow: Flow) -> dict:
+    """What the flow's draft and latest version (``flow.latest_graph``) need, and which of that
+    is not granted."""
+    granted = frozenset(flow.granted_capabilities or [])
+    needed: set[str] = set()
+    for document in (flow.draft, flow.latest_graph):
+        for capabilities in graph_capabilities(document or {}).values():
+            needed |= capabilities
+    return {
+        "needed": sorted(needed),
+        "missing": sorted(c for c in needed if not capability_granted(c, granted)),
+    }
 
 
 def version_latest(*, flow: Flow) -> FlowVersion | None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
 
 from flows.connectors import ConnectorError, HttpPolicy, HttpRequest, breaker_for, http_call
 from flows.nodes.base import NodeContext, NodeError
@@ -31,6 +34,28 @@ def tenant_http_policy(ctx: NodeContext) -> HttpPolicy:
     return HttpPolicy(
         allowed_hosts=list(conf.get("allowed_hosts", [])), allow_private=bool(conf.get("allow_private"))
     )
+
+
+MAX_HOSTS = 200
+HOST_PATTERN = re.compile(r"^(?=.*[a-z0-9])[a-z0-9*?.:\[\]-]{1,253}$")
+
+
+def http_settings_from_text(*, hosts_text: str, allow_private: bool) -> dict:
+    """The tenant's outbound HTTP settings (``settings["http"]``, read by ``tenant_http_policy``)
+    from text: one host pattern per line; blank lines and ``#`` comments are skipped."""
+    hosts = []
+    for number, line in enumerate(hosts_text.splitlines(), start=1):
+        host = line.strip().lower()
+        if not host or host.startswith("#"):
+            continue
+        if "://" in host or "/" in host or not HOST_PATTERN.match(host):
+            raise ValidationError({"allowed_hosts": f"line {number}: {line.strip()[:60]!r} is not a host name "
+                                                    "or pattern (e.g. api.example.com or *.example.com)"})  # fmt: skip
+        if host not in hosts:
+            hosts.append(host)
+    if len(hosts) > MAX_HOSTS:
+        raise ValidationError({"allowed_hosts": f"at most {MAX_HOSTS} hosts"})
+    return {"allowed_hosts": hosts, "allow_private": allow_private}
 
 
 def call_http(ctx: NodeContext, spec: dict, *, connector: str, key_suffix: str = "") -> Any:

@@ -9,11 +9,14 @@ imports the inbox).
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import ValidationError
 
 if TYPE_CHECKING:
     from flows.models import Run, StepRun
@@ -154,6 +157,23 @@ def capability_granted(capability: str, granted: frozenset[str] | set[str]) -> b
         return True
     # "http:*" grants every host; "pricing.*" every pricing capability.
     return any(g.endswith("*") and capability.startswith(g[:-1]) for g in granted)
+
+
+CAPABILITY_PATTERN = re.compile(r"^[a-z][a-z0-9_.*:-]{0,199}$")
+
+
+def parse_capabilities(text: str) -> list[str]:
+    """Capabilities typed in a field, separated by commas, spaces or new lines."""
+    granted: list[str] = []
+    for item in re.split(r"[\s,]+", text.strip()):
+        if not item:
+            continue
+        if not CAPABILITY_PATTERN.match(item):
+            example = "e.g. http:api.example.com, billing.write, pricing.*"
+            raise ValidationError({"granted_capabilities": f"{item[:60]!r} is not a capability ({example})"})
+        if item not in granted:
+            granted.append(item)
+    return granted
 
 
 @dataclass(frozen=True)
