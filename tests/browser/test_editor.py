@@ -418,3 +418,29 @@ def test_the_trigger_shows_how_to_call_the_flow_and_sets_its_webhook_secret(page
     page.get_by_label("Kind").select_option("api")  # the form switches to the API call
     expect(page.get_by_label("Example call")).to_contain_text(f"/api/v1/flows/{flow.pk}/runs/?wait=30")
     assert page.console_errors == []
+
+
+def test_the_runs_panel_pages_through_older_runs(page, live_server_url, builder):
+    tenant, user = builder
+    graph = {
+        "schema": 1,
+        "nodes": [
+            {"id": "trigger", "type": "trigger", "position": {"x": 0, "y": 0}, "config": {"kind": "manual"}}
+        ],
+        "edges": [],
+    }
+    flow = services.flow_create(tenant=tenant, name="Busy", graph=graph)
+    services.flow_publish(flow=flow)
+    for _ in range(55):  # a trigger alone finishes as it starts: no worker needed
+        services.run_request(flow=flow, version=None, inputs={}, trigger="api")
+    log_in(page, live_server_url, user.username)
+    page.wait_for_url("**/flows/")
+    page.goto(f"{live_server_url}/flows/{flow.pk}/edit/")
+    page.get_by_role("tab", name="Runs").click()
+    expect(page.locator(".run-item")).to_have_count(50)
+    page.get_by_role("button", name="Load older runs").click()
+    expect(page.locator(".run-item")).to_have_count(55)
+    expect(page.get_by_role("button", name="Load older runs")).to_have_count(0)
+    ids = [int(t.strip("#")) for t in page.locator(".run-item > span:first-child").all_inner_texts()]
+    assert ids == sorted(ids, reverse=True) and len(set(ids)) == 55
+    assert page.console_errors == []

@@ -108,10 +108,16 @@ export function RunsPanel({ canRun }: { canRun: boolean }) {
   const flowId = useEditor((s) => s.flowId);
   const current = useEditor((s) => s.run);
   const [runs, setRuns] = useState<RunInfo[] | null>(null);
+  const [older, setOlder] = useState<string | null>(null); // the API's `next` page, when there is one
   const [error, setError] = useState<string | null>(null);
   const refresh = () =>
-    api<{ results: RunInfo[] }>("GET", `flows/${flowId}/runs/`)
-      .then((r) => setRuns(r.results))
+    api<{ results: RunInfo[]; next: string | null }>("GET", `flows/${flowId}/runs/`)
+      .then((r) => { setRuns(r.results); setOlder(r.next); })
+      .catch((e) => setError(e.message));
+  const loadOlder = () =>
+    older &&
+    api<{ results: RunInfo[]; next: string | null }>("GET", older.replace(/^\/api\/v1\//, ""))
+      .then((r) => { setRuns((shown) => [...(shown ?? []), ...r.results]); setOlder(r.next); })
       .catch((e) => setError(e.message));
   useEffect(() => {
     refresh();
@@ -168,6 +174,7 @@ export function RunsPanel({ canRun }: { canRun: boolean }) {
           ))}
         </ul>
       )}
+      {older && <button type="button" className="button small load-older" onClick={loadOlder}>Load older runs</button>}
     </div>
   );
 }
