@@ -54,7 +54,7 @@ from flows.models import (
     StepRun,
     StepStatus,
 )
-from flows.nodes import NodeContext, NodeError, NodeResult, NodeType, get_type
+from flows.nodes import CHILD_RUN_TYPES, NodeContext, NodeError, NodeResult, NodeType, get_type
 from flows.nodes.base import CapabilityRefused
 from studio.governance.audit import audit_append
 from studio.realtime import group_name, publish_on_commit
@@ -326,7 +326,7 @@ class Advance:
         step.model = result.model or ""
         step.confidence = result.confidence
         step.lease_token, step.lease_expires_at, step.retry_at = "", None, None
-        if step.node_type not in ("map", "subflow"):  # those only repeat their children's spending
+        if step.node_type not in CHILD_RUN_TYPES:  # those only repeat their children's spending
             # Counted for the budget with this checkpoint; the run's totals are summed when it ends.
             cost, tokens = self.spent
             self.spent = (cost + Decimal(result.cost_usd), tokens + result.tokens_in + result.tokens_out)

@@ -18,7 +18,7 @@ from functools import cached_property
 import jsonschema
 
 from flows import templating
-from flows.nodes import get_type
+from flows.nodes import CHILD_RUN_TYPES, get_type
 
 SCHEMA_VERSION = 1
 MAX_NODES = 5000
@@ -373,7 +373,7 @@ def flow_references(doc: dict) -> list[tuple[str, int, int]]:
     """(node id, flow id, version) of every map and sub-flow node in a graph."""
     refs = []
     for node in doc.get("nodes", []):
-        if node.get("type") in ("map", "subflow"):
+        if node.get("type") in CHILD_RUN_TYPES:
             ref = (node.get("config") or {}).get("flow") or {}
             if isinstance(ref.get("id"), int) and isinstance(ref.get("version"), int):
                 refs.append((node["id"], ref["id"], ref["version"]))

@@ -6,14 +6,14 @@ import time
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from flows.graph import graph_capabilities
 from flows.models import RUN_FINISHED, RUN_RETRYABLE, STEP_ACTIVE, Flow, FlowVersion, Run, StepRun, StepStatus
-from flows.nodes.base import capability_granted
+from flows.nodes.base import CHILD_RUN_TYPES, capability_granted
 from studio.realtime import GroupListener, group_name
 from studio.rows import Columns, instances, select_list
 from studio.tenants.models import Tenant
@@ -154,7 +154,6 @@ def run_steps(*, run: Run) -> QuerySet[StepRun]:
 
 
 CHILD_RUNS_SHOWN = 50
-CHILD_RUN_TYPES = ("map", "subflow")  # node types whose steps run child runs
 TRIGGER_WORDS = {
     "manual": "Started by hand", "api": "Started through the API", "webhook": "Started by a webhook",
     "schedule": "Started on its schedule", "replay": "A replay", "map": "A child run",
@@ -212,9 +211,9 @@ class RunTrace:
 
 def run_trace(*, tenant: Tenant, pk: int) -> RunTrace:
     run = get_object_or_404(
-        Run.objects.for_tenant(tenant).select_related(
-            "flow", "version", "created_by", "api_key", "parent_step"
-        ),
+        Run.objects.for_tenant(tenant)
+        .select_related("flow", "version", "created_by", "api_key")
+        .annotate(parent_run_id=F("parent_step__run_id")),
         pk=pk,
     )
     steps = list(run.steps.order_by("id"))
@@ -237,8 +236,7 @@ def run_trace(*, tenant: Tenant, pk: int) -> RunTrace:
             if counts:
                 shown = list(children.order_by("item_index", "id")[:CHILD_RUNS_SHOWN])
         traced.append(StepTrace(step=step, child_runs=shown, child_counts=counts))
-    parent = run.parent_step.run_id if run.parent_step_id else None
-    return RunTrace(run=run, steps=traced, parent_run_id=parent)
+    return RunTrace(run=run, steps=traced, parent_run_id=run.parent_run_id)
 
 
 def flow_by_webhook_token(*, token: str) -> Flow:

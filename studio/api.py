@@ -97,10 +97,14 @@ def _bad_parameter(name: str, message: str) -> exceptions.ValidationError:
     return exceptions.ValidationError({name: [message]})
 
 
+def _given(request, name: str) -> str | None:
+    """The query parameter's text, None when it is absent or empty."""
+    return request.query_params.get(name) or None
+
+
 def query_int(request, name: str, *, default: int, minimum: int = 1, maximum: int | None = None) -> int:
     """An integer query parameter, or a 400 naming it."""
-    raw = request.query_params.get(name)
-    if raw in (None, ""):
+    if (raw := _given(request, name)) is None:
         return default
     try:
         value = int(raw)
@@ -114,8 +118,7 @@ def query_int(request, name: str, *, default: int, minimum: int = 1, maximum: in
 
 def query_datetime(request, name: str) -> datetime | None:
     """An ISO 8601 date-time query parameter (UTC when it names no offset), or a 400 naming it."""
-    raw = request.query_params.get(name)
-    if raw in (None, ""):
+    if (raw := _given(request, name)) is None:
         return None
     try:
         value = parse_datetime(raw)
@@ -130,8 +133,7 @@ def query_datetime(request, name: str) -> datetime | None:
 
 def query_choice(request, name: str, choices: Iterable[str], *, default: str | None = None) -> str | None:
     """A query parameter that must be one of ``choices``, or a 400 naming it and them."""
-    raw = request.query_params.get(name)
-    if raw in (None, ""):
+    if (raw := _given(request, name)) is None:
         return default
     allowed = list(choices)
     if raw not in allowed:

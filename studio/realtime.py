@@ -125,7 +125,7 @@ class GroupListener:
                 continue
             if message["channel"] == self._channel:  # not a late one for the connection's last group
                 sent = get_channel_layer().deserialize(message["data"])
-                return json.loads(sent["text"]) if "text" in sent else sent
+                return json.loads(sent["text"])  # every event is a ``frame``
 
     def close(self) -> None:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flows.nodes.base import (
+    CHILD_RUN_TYPES,
     QUEUE_DEFAULT,
     QUEUE_IO,
     NodeContext,
@@ -28,6 +29,6 @@ def register_builtin_types() -> None:
 
 
 __all__ = [
-    "QUEUE_DEFAULT", "QUEUE_IO", "NodeContext", "NodeError", "NodeResult", "NodeType", "all_types", "get_type",
-    "register", "register_builtin_types",
+    "CHILD_RUN_TYPES", "QUEUE_DEFAULT", "QUEUE_IO", "NodeContext", "NodeError", "NodeResult", "NodeType",
+    "all_types", "get_type", "register", "register_builtin_types",
 ]  # fmt: skip

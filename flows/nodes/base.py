@@ -159,6 +159,10 @@ def capability_granted(capability: str, granted: frozenset[str] | set[str]) -> b
     return any(g.endswith("*") and capability.startswith(g[:-1]) for g in granted)
 
 
+# Node types whose steps run child runs (map, sub-flow): their own tokens and cost only repeat
+# their children's, and their outputs are the children's.
+CHILD_RUN_TYPES = ("map", "subflow")
+
 CAPABILITY_PATTERN = re.compile(r"^[a-z][a-z0-9_.*:-]{0,199}$")
 
 

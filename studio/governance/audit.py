@@ -68,9 +68,10 @@ def digest(text: str) -> str:
 def audit_append(
     *, tenant_id: int, actor: str, action: str, target: str = "", data: dict | None = None
 ) -> AuditEntry:
-    """Append an entry to the tenant's chain, in the current transaction."""
+    """Append an entry to the tenant's chain, in the current transaction (one of its own when
+    there is none: the chain's lock lasts until the commit)."""
     data_text = details_json(data or {})
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_CLASS, tenant_id])
         last = (

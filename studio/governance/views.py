@@ -26,7 +26,7 @@ def audit_log(request):
                                     f"The {result.entries:,} entries before it hold.")  # fmt: skip
         return redirect("audit")
     entries = AuditEntry.objects.for_tenant(tenant)
-    actions = sorted(set(entries.values_list("action", flat=True).distinct()))
+    actions = list(entries.order_by("action").values_list("action", flat=True).distinct())
     action = request.GET.get("action", "")
     if action in actions:
         entries = entries.filter(action=action)

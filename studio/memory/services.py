@@ -3,7 +3,6 @@ erasure of a subject, and reviewers' corrections. Reads live in ``selectors``.""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from studio.governance.audit import audit_append
+from studio.governance.audit import audit_append, digest
 from studio.governance.redaction import BUILTIN_RULES, redact
 from studio.memory import embedders
 from studio.memory.models import (
@@ -286,7 +285,7 @@ def purge_record(
     lists those). An erased subject is kept only as its SHA-256."""
     if count <= 0:
         return None
-    digest = hashlib.sha256(subject.encode()).hexdigest() if subject else ""
+    subject_digest = digest(subject) if subject else ""
     log.info(
         "memory purge: tenant %s, namespace %r, %s item(s), reason %s", tenant_id, namespace, count, reason
     )
@@ -294,13 +293,13 @@ def purge_record(
         audit_append(tenant_id=tenant_id, actor=actor or "system:retention", action="memory.purged",
                      target=f"memory:{namespace}",
                      data={"namespace": namespace, "reason": reason, "count": count,
-                           "subject_sha256": digest})  # fmt: skip
+                           "subject_sha256": subject_digest})  # fmt: skip
         return MemoryPurge.objects.create(
             tenant_id=tenant_id,
             namespace=namespace,
             reason=reason,
             count=count,
-            subject_digest=digest,
+            subject_digest=subject_digest,
             actor=actor,
         )
 

@@ -19,11 +19,12 @@ from django.db import connection
 from django.utils import timezone
 
 from flows.models import Flow, Run, RunStatus, StepRun, StepStatus
+from flows.nodes import CHILD_RUN_TYPES
 from studio.tenants.models import Tenant
 
 PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 DEFAULT_PERIOD = "7d"
-NOT_ACTIONS = ("trigger", "note", "map", "subflow")
+NOT_ACTIONS = ("trigger", "note", *CHILD_RUN_TYPES)
 REVIEW_TYPE = "approval"
 
 _RUNS_SQL = f"""
