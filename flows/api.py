@@ -17,7 +17,7 @@ from flows import engine, selectors, services
 from flows.graph import MalformedGraph
 from flows.models import RUN_FINISHED, Run, RunStatus, StepRun
 from flows.nodes import all_types
-from studio.api import Conflict, error_response, query_choice, query_int
+from studio.api import Conflict, error_response, keyset_page, query_choice, query_int
 from studio.tenants.crypto import decrypt
 from studio.tenants.permissions import request_actor
 from studio.tenants.selectors import Actor
@@ -388,13 +388,9 @@ class FlowRunsApi(APIView):
         status_ = query_choice(request, "status", RunStatus.values)
         limit = query_int(request, "limit", default=DEFAULT_RUNS_LISTED, maximum=MAX_RUNS_LISTED)
         before = query_int(request, "before", default=0) or None
-        runs = list(selectors.run_list(flow=flow, status=status_, before=before)[: limit + 1])
-        next_url = None
-        if len(runs) > limit:
-            runs = runs[:limit]
-            query = request.query_params.copy()
-            query["before"] = str(runs[-1].pk)
-            next_url = f"{request.path}?{query.urlencode()}"
+        runs, next_url = keyset_page(
+            request, list(selectors.run_list(flow=flow, status=status_, before=before)[: limit + 1]), limit
+        )
         return Response({"results": [run_dict(run) for run in runs], "next": next_url})
 
     @extend_schema(

@@ -141,6 +141,18 @@ def query_choice(request, name: str, choices: Iterable[str], *, default: str | N
     return raw
 
 
+def keyset_page(request, rows: list, limit: int) -> tuple[list, str | None]:
+    """Rows fetched as ``limit + 1`` of a newest-first list paged by ``?before=<id>``: the page,
+    and the URL of the next one (this request's query with ``before`` set to the page's last id),
+    or None on the last page."""
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    query = request.GET.copy()  # a DRF request passes GET through to Django's
+    query["before"] = str(rows[-1].pk)
+    return rows, f"{request.path}?{query.urlencode()}"
+
+
 def exception_handler(exc, context):
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import orjson
-from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
@@ -11,7 +11,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from studio.api import error_response
+from studio.api import error_response, keyset_page, query_int
 from studio.memory import selectors, services
 from studio.tenants.permissions import request_actor
 
@@ -23,6 +23,14 @@ def _invalid(exc: services.MemoryValidationError) -> Response:
     return error_response(
         400, str(exc), code=exc.code, details=[{"field": exc.field, "message": exc.message}]
     )
+
+
+def _no_namespace(namespace: str) -> Response:
+    return error_response(404, f"no memory namespace named {namespace!r}", code="not_found")
+
+
+def _no_item() -> Response:
+    return error_response(404, "no such memory item", code="not_found")
 
 
 def _unavailable(exc: services.EmbedderUnavailable) -> Response:
@@ -128,12 +136,35 @@ class NamespaceListApi(APIView):
 
 
 class ItemsApi(APIView):
-    """One item (``{"content", …}``, 201 with the item) or a batch (``{"items": [...]}``, 201
-    with ``{"items": [...]}``)."""
+    """GET: the namespace's items, newest first, in pages. POST: one item (``{"content", …}``,
+    201 with the item) or a batch (``{"items": [...]}``, 201 with ``{"items": [...]}``)."""
 
-    required_permission = WRITE
+    required_permission = {"GET": READ, "*": WRITE}
     parser_classes = [VectorJSONParser]
     renderer_classes = [FastJSONRenderer]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("subject", str, description="only the items about this subject"),
+            OpenApiParameter("limit", int, description=f"1 to {selectors.MAX_ITEMS_LISTED}; "
+                                                       f"default {selectors.DEFAULT_ITEMS_LISTED}"),
+            OpenApiParameter("before", int, description="an item id: the page of items older than it (see `next`)"),
+        ],
+        responses=inline_serializer("MemoryItemPage", {"results": ItemOutput(many=True),
+                                                       "next": serializers.CharField(allow_null=True)}),
+    )  # fmt: skip
+    def get(self, request, namespace: str):
+        ns = selectors.namespace_get(tenant=request_actor(request).tenant, name=namespace)
+        if ns is None:
+            return _no_namespace(namespace)
+        limit = query_int(request, "limit", default=selectors.DEFAULT_ITEMS_LISTED,
+                          maximum=selectors.MAX_ITEMS_LISTED)  # fmt: skip
+        before = query_int(request, "before", default=0) or None
+        rows = selectors.item_list(namespace=ns, subject=request.query_params.get("subject"), before=before)
+        items, next_url = keyset_page(request, list(rows[: limit + 1]), limit)
+        for item in items:
+            item.namespace = ns
+        return Response({"results": ItemOutput(items, many=True).data, "next": next_url})
 
     class Batch(serializers.Serializer):
         items = ItemInput(many=True, allow_empty=False, max_length=services.MAX_BATCH)
@@ -159,7 +190,31 @@ class ItemsApi(APIView):
 
 
 class ItemDetailApi(APIView):
-    required_permission = WRITE
+    """GET: one item. PATCH ``{"pinned": true}``: pin it (retention keeps it) or unpin it.
+    DELETE: erase it (recorded as a purge)."""
+
+    required_permission = {"GET": READ, "*": WRITE}
+
+    class ItemPatch(serializers.Serializer):
+        pinned = serializers.BooleanField()
+
+    @extend_schema(responses=ItemOutput)
+    def get(self, request, namespace: str, pk: int):
+        item = selectors.item_get(tenant=request_actor(request).tenant, namespace=namespace, pk=pk)
+        if item is None:
+            return _no_item()
+        return Response(ItemOutput(item).data)
+
+    @extend_schema(request=ItemPatch, responses=ItemOutput)
+    def patch(self, request, namespace: str, pk: int):
+        data = self.ItemPatch(data=request.data)
+        data.is_valid(raise_exception=True)
+        actor = request_actor(request)
+        item = services.memory_set_pinned(tenant=actor.tenant, namespace=namespace, item_id=pk,
+                                          pinned=data.validated_data["pinned"], actor=actor.label)  # fmt: skip
+        if item is None:
+            return _no_item()
+        return Response(ItemOutput(item).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request, namespace: str, pk: int):
@@ -167,7 +222,7 @@ class ItemDetailApi(APIView):
         if not services.memory_delete(
             tenant=actor.tenant, namespace=namespace, item_id=pk, actor=actor.label
         ):
-            return error_response(404, "no such memory item", code="not_found")
+            return _no_item()
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -138,9 +138,12 @@ class MemoryItem(models.Model):
             # Small namespaces' searches (exact sort of their rows), counts per namespace, and
             # max-items eviction (oldest first): WHERE tenant_id = … AND namespace_id = … ORDER BY created_at.
             models.Index(fields=["tenant", "namespace", "created_at"], name="memory_item_tenant_ns"),
-            # TTL purge: WHERE expires_at < now() ORDER BY expires_at LIMIT batch.
+            # TTL purge: WHERE expires_at < now() AND NOT pinned ORDER BY expires_at LIMIT batch
+            # (pinned items are kept, and left out of the index so the purge never walks over them).
             models.Index(
-                fields=["expires_at"], name="memory_item_expires", condition=Q(expires_at__isnull=False)
+                fields=["expires_at"],
+                name="memory_item_expires_unpinned",
+                condition=Q(expires_at__isnull=False, pinned=False),
             ),
             # Forget a subject: WHERE tenant_id = … AND subject = ….
             models.Index(fields=["tenant", "subject"], name="memory_item_subject", condition=~Q(subject="")),

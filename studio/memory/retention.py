@@ -28,14 +28,14 @@ class RetentionResult:
 
 
 def purge_expired(*, batch: int) -> int:
-    """Delete up to ``batch`` expired items (oldest expiry first). SKIP LOCKED: two enforcers
+    """Delete up to ``batch`` expired unpinned items (oldest expiry first). SKIP LOCKED: two enforcers
     running at once take different rows instead of waiting on each other."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             """
             DELETE FROM memory_memoryitem WHERE id IN (
                 SELECT id FROM memory_memoryitem
-                WHERE expires_at IS NOT NULL AND expires_at <= now()
+                WHERE expires_at IS NOT NULL AND expires_at <= now() AND NOT pinned
                 ORDER BY expires_at LIMIT %s FOR UPDATE SKIP LOCKED)
             RETURNING tenant_id, namespace_id
             """,

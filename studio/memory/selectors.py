@@ -8,11 +8,14 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
+from django.db.models import Q, QuerySet, Subquery
 
-from studio.memory.models import MemoryNamespace, MemoryPurge
+from studio.memory.models import MemoryItem, MemoryNamespace, MemoryPurge
 from studio.tenants.models import Tenant
 
 MAX_K = 100
+DEFAULT_ITEMS_LISTED = 50
+MAX_ITEMS_LISTED = 200
 MAX_QUERY_CHARS = 20_000
 # pgvector 0.8 iterative index scans: without them a tenant filter is applied to the ef_search
 # candidates the index returned, and a tenant owning 1 % of the table gets ~0.4 of 10 results.
@@ -219,9 +222,10 @@ def _remember(key: tuple[int, str], value: tuple[int, int]) -> None:
     _namespace_ids[key] = value
 
 
-def namespace_list(*, tenant: Tenant) -> list[dict[str, Any]]:
-    """The tenant's namespaces with their item counts and stored sizes (content, embedding and
-    metadata as PostgreSQL stores them, TOAST-compressed where it applies)."""
+def namespace_list(*, tenant: Tenant, name: str | None = None) -> list[dict[str, Any]]:
+    """The tenant's namespaces (or the one called ``name``) with their item counts and stored
+    sizes (content, embedding and metadata as PostgreSQL stores them, TOAST-compressed where it
+    applies)."""
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -232,10 +236,10 @@ def namespace_list(*, tenant: Tenant) -> list[dict[str, Any]]:
                    count(i.id) FILTER (WHERE i.pinned), max(i.created_at)
             FROM memory_memorynamespace n
             LEFT JOIN memory_memoryitem i ON i.namespace_id = n.id AND i.tenant_id = n.tenant_id
-            WHERE n.tenant_id = %s
+            WHERE n.tenant_id = %s AND (%s::text IS NULL OR n.name = %s)
             GROUP BY n.id ORDER BY n.name
             """,
-            [tenant.pk],
+            [tenant.pk, name, name],
         )
         rows = cursor.fetchall()
     from studio.memory.embedders import spec_label
@@ -249,6 +253,27 @@ def namespace_list(*, tenant: Tenant) -> list[dict[str, Any]]:
          "count": r[8], "size_bytes": int(r[9]), "pinned": r[10], "last_written_at": r[11]}
         for r in rows
     ]  # fmt: skip
+
+
+def item_list(
+    *, namespace: MemoryNamespace, subject: str | None = None, before: int | None = None
+) -> QuerySet[MemoryItem]:
+    """The namespace's items, newest first, without their embeddings; ``subject``: only those
+    about it; ``before``: only those after that item in this order (the next page). The
+    (tenant, namespace, created_at) index serves it."""
+    items = MemoryItem.objects.filter(tenant_id=namespace.tenant_id, namespace=namespace).defer("embedding")
+    if subject:
+        items = items.filter(subject=subject)
+    if before:
+        created = Subquery(MemoryItem.objects.filter(pk=before, namespace=namespace).values("created_at")[:1])
+        items = items.filter(Q(created_at__lt=created) | Q(created_at=created, pk__lt=before))
+    return items.order_by("-created_at", "-pk")
+
+
+def item_get(*, tenant: Tenant, namespace: str, pk: int) -> MemoryItem | None:
+    """One item of the tenant's namespace (its namespace loaded, its embedding not)."""
+    items = MemoryItem.objects.filter(tenant=tenant, namespace__name=namespace, pk=pk)
+    return items.select_related("namespace").defer("embedding").first()
 
 
 def purge_list(*, tenant: Tenant, limit: int = 20) -> list[MemoryPurge]:

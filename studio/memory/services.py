@@ -313,6 +313,30 @@ def memory_delete(*, tenant: Tenant, namespace: str, item_id: int, actor: str = 
     return bool(deleted)
 
 
+def memory_set_pinned(
+    *, tenant: Tenant, namespace: str, item_id: int, pinned: bool, actor: str = ""
+) -> MemoryItem | None:
+    """Pin an item (retention keeps it: neither its time to live nor the namespace's maximum
+    removes it) or unpin it; None when the tenant's namespace has no such item. Audited: a pin
+    changes what retention keeps."""
+    with transaction.atomic():
+        item = (
+            MemoryItem.objects.select_for_update()
+            .select_related("namespace")
+            .defer("embedding")
+            .filter(tenant=tenant, namespace__name=namespace, pk=item_id)
+            .first()
+        )
+        if item is None:
+            return None
+        if item.pinned != pinned:
+            item.pinned = pinned
+            item.save(update_fields=["pinned"])
+            audit_append(tenant_id=tenant.pk, actor=actor or "system", action="memory.item.pinned" if pinned
+                         else "memory.item.unpinned", target=f"memory:{namespace}", data={"item": item.pk})  # fmt: skip
+    return item
+
+
 def memory_forget_subject(*, tenant: Tenant, subject: str, actor: str = "") -> dict[str, int]:
     """Erase every item about ``subject`` in every namespace of the tenant, at once (not by the
     beat job): the rows are deleted in this transaction, so no search can return them after it

@@ -8,4 +8,5 @@ app_name = "memory"
 
 urlpatterns = [
     path("", views.settings_memory, name="settings"),
+    path("<str:name>/", views.namespace_items, name="namespace"),
 ]

@@ -176,3 +176,44 @@ def test_line_separators_in_content_are_escaped_in_the_json(owner_api):
     response = search(owner_api, "support", "first line second line")
     assert b"\\u2028" in response.content and b"\xe2\x80\xa8" not in response.content
     assert response.json()["results"][0]["content"] == body["content"] == "first line\u2028second line"
+
+
+def test_items_are_listed_newest_first_in_pages_and_by_subject(owner_api, outsider_api):
+    ids = [add(owner_api, "support", content=f"fact {i}", subject="ada" if i % 2 else "").json()["id"]
+           for i in range(5)]  # fmt: skip
+    first = owner_api.get(f"{BASE}/support/items/?limit=2").json()
+    assert [r["id"] for r in first["results"]] == ids[:-3:-1]
+    second = owner_api.get(first["next"]).json()
+    third = owner_api.get(second["next"]).json()
+    assert [r["id"] for r in second["results"] + third["results"]] == ids[2::-1] and third["next"] is None
+    about = owner_api.get(f"{BASE}/support/items/?subject=ada").json()["results"]
+    assert [r["id"] for r in about] == [ids[3], ids[1]]
+    assert "embedding" not in first["results"][0]
+
+    assert owner_api.get(f"{BASE}/support/items/?limit=500").json()["error"]["details"][0]["field"] == "limit"
+    assert owner_api.get(f"{BASE}/nowhere/items/").status_code == 404
+    assert outsider_api.get(f"{BASE}/support/items/").status_code == 404  # another tenant's namespace
+    assert outsider_api.get(f"{BASE}/support/items/{ids[0]}/").status_code == 404
+    assert owner_api.get(f"{BASE}/support/items/{ids[0]}/").json()["content"] == "fact 0"
+
+
+def test_a_pin_is_set_and_cleared_audited_and_refused_to_readers(trio, owner_api, outsider_api, api):
+    from studio.governance.models import AuditEntry
+
+    item = add(owner_api, "support", content="keep this one")
+    url = f"{BASE}/support/items/{item.json()['id']}/"
+    response = owner_api.patch(url, {"pinned": True}, format="json")
+    assert response.status_code == 200 and response.json()["pinned"] is True
+    assert MemoryItem.objects.get(pk=item.json()["id"]).pinned
+    assert owner_api.patch(url, {"pinned": False}, format="json").json()["pinned"] is False
+    actions = list(AuditEntry.objects.filter(tenant=trio.tenant, action__startswith="memory.item")
+                   .order_by("seq").values_list("action", flat=True))  # fmt: skip
+    assert actions == ["memory.item.pinned", "memory.item.unpinned"]
+
+    bad = owner_api.patch(url, {"pinned": "maybe"}, format="json")
+    assert bad.status_code == 400 and bad.json()["error"]["details"][0]["field"] == "pinned"
+    assert owner_api.patch(url, {}, format="json").status_code == 400
+    assert api(trio.tenant, Role.REVIEWER).patch(url, {"pinned": True}, format="json").status_code == 403
+    assert api(trio.tenant, Role.REVIEWER).get(url).status_code == 200
+    assert outsider_api.patch(url, {"pinned": True}, format="json").status_code == 404
+    assert not MemoryItem.objects.get(pk=item.json()["id"]).pinned

@@ -160,3 +160,14 @@ def test_a_write_with_a_dedupe_key_happens_once(tenant):
         services.memory_add_one(tenant=other, namespace="steps", content="x", dedupe_key="run1:write").pk
         != first.pk
     )
+
+
+def test_a_pinned_item_outlives_its_time_to_live_until_it_is_unpinned(tenant):
+    items = add_many(tenant, "chat", 2, ttl_seconds=60)
+    age(items, seconds=3600)
+    services.memory_set_pinned(tenant=tenant, namespace="chat", item_id=items[0].pk, pinned=True)
+    assert retention.retention_enforce().deleted == 1
+    assert set(MemoryItem.objects.values_list("pk", flat=True)) == {items[0].pk}
+    services.memory_set_pinned(tenant=tenant, namespace="chat", item_id=items[0].pk, pinned=False)
+    assert retention.retention_enforce().deleted == 1  # expired long ago: the next round takes it
+    assert not MemoryItem.objects.exists()

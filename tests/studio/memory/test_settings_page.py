@@ -65,3 +65,44 @@ def test_a_bad_value_is_reported_not_saved(trio):
     assert "ttl_days: must be positive" in response.content.decode()
     response = client.post(URL, {"action": "embedder", "kind": "http", "model": "", "dims": "8"}, follow=True)
     assert "needs a model name" in response.content.decode()
+
+
+def test_a_namespace_page_lists_items_tests_a_search_and_pins_and_deletes(trio):
+    keep = services.memory_add_one(tenant=trio.tenant, namespace="support", content="Refunds for damaged parcels",
+                                   subject="ada", metadata={"kind": "policy"})  # fmt: skip
+    drop = services.memory_add_one(tenant=trio.tenant, namespace="support", content="Shipping to Norway")
+    client = logged_in(trio.owner)
+    page = client.get(f"{URL}support/")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert (
+        "Refunds for damaged parcels" in html and "Shipping to Norway" in html and "2</strong> items" in html
+    )
+    assert 'href="?subject=ada"' in html
+
+    found = client.get(f"{URL}support/?q=damaged+parcels").content.decode()
+    results = found.split('data-testid="search-results"')[1].split("</table>")[0]
+    assert results.index("Refunds for damaged parcels") < results.index("Shipping to Norway")
+    assert "must not be empty" not in found
+
+    response = client.post(f"{URL}support/?q=damaged", {"action": "pin", "item": keep.pk}, follow=True)
+    assert response.redirect_chain[-1][0] == f"{URL}support/?q=damaged"
+    assert f"Item {keep.pk} pinned" in response.content.decode()
+    assert MemoryItem.objects.get(pk=keep.pk).pinned
+    response = client.post(f"{URL}support/", {"action": "delete", "item": drop.pk}, follow=True)
+    assert f"Item {drop.pk} deleted" in response.content.decode()
+    assert list(MemoryItem.objects.filter(tenant=trio.tenant).values_list("pk", flat=True)) == [keep.pk]
+    response = client.post(f"{URL}support/", {"action": "delete", "item": drop.pk}, follow=True)
+    assert "is not in support" in response.content.decode()
+
+    only_ada = client.get(f"{URL}support/?subject=nobody").content.decode()
+    assert "No items about nobody here." in only_ada
+
+
+def test_a_namespace_page_is_the_tenants_own(trio):
+    services.memory_add_one(tenant=trio.tenant, namespace="support", content="ours")
+    assert logged_in(trio.outsider).get(f"{URL}support/").status_code == 404
+    assert logged_in(trio.outsider).post(f"{URL}support/", {"action": "delete", "item": 1}).status_code == 302
+    assert MemoryItem.objects.filter(tenant=trio.tenant).count() == 1
+    assert logged_in(trio.teammate).get(f"{URL}support/").status_code == 403
+    assert logged_in(trio.owner).get(f"{URL}nowhere/").status_code == 404
