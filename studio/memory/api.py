@@ -144,6 +144,7 @@ class ItemsApi(APIView):
     renderer_classes = [FastJSONRenderer]
 
     @extend_schema(
+        operation_id="memory_items_list",
         parameters=[
             OpenApiParameter("subject", str, description="only the items about this subject"),
             OpenApiParameter("limit", int, description=f"1 to {selectors.MAX_ITEMS_LISTED}; "

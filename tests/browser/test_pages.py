@@ -64,3 +64,42 @@ def test_an_owner_creates_an_api_key_and_switches_tenant(page, live_server_url):
     page.set_viewport_size({"width": 420, "height": 800})
     page.screenshot(path=str(ARTIFACTS / "flows-narrow.png"), full_page=True)
     assert page.console_errors == []
+
+
+def test_an_owner_browses_a_memory_namespace_tests_a_search_pins_and_deletes(page, live_server_url):
+    from studio.memory import services
+    from studio.memory.models import MemoryItem
+
+    tenant = make_tenant("Acme Memory")
+    owner = make_member(tenant, Role.OWNER, username="mona")
+    policy = services.memory_add_one(
+        tenant=tenant, namespace="support", content="Damaged parcels are refunded in full"
+    )
+    services.memory_add_one(tenant=tenant, namespace="support", content="Shipping to Norway takes a week",
+                            subject="cust-ola")  # fmt: skip
+    log_in(page, live_server_url, owner.username)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Settings").click()
+    page.get_by_role("navigation", name="Settings").get_by_role("link", name="Memory").click()
+    page.get_by_role("link", name="support").click()
+    page.wait_for_url("**/settings/memory/support/")
+    assert page.get_by_test_id("items").locator("tbody tr").count() == 2
+
+    page.get_by_label("Query").fill("refund for a damaged parcel")
+    page.get_by_role("button", name="Search").click()
+    first = page.get_by_test_id("search-results").locator("tbody tr").first
+    assert "Damaged parcels are refunded" in first.inner_text()
+
+    row = page.locator(f'tr[data-item="{policy.pk}"]')
+    row.get_by_role("button", name="Pin").click()
+    assert page.get_by_text(f"Item {policy.pk} pinned").is_visible()
+    assert page.locator(f'tr[data-item="{policy.pk}"] .pin').inner_text() == "pinned"
+    assert page.get_by_label("Query").input_value() == "refund for a damaged parcel"  # the search stays
+    page.screenshot(path=str(ARTIFACTS / "settings-memory-namespace.png"), full_page=True)
+
+    other = page.get_by_test_id("items").locator("tbody tr", has_text="Norway")
+    page.once("dialog", lambda dialog: dialog.accept())
+    other.get_by_role("button", name="Delete").click()
+    page.wait_for_selector("text=deleted")
+    assert page.get_by_test_id("items").locator("tbody tr").count() == 1
+    assert list(MemoryItem.objects.filter(tenant=tenant).values_list("pk", "pinned")) == [(policy.pk, True)]
+    assert page.console_errors == []
