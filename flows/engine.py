@@ -56,6 +56,7 @@ from flows.models import (
 )
 from flows.nodes import CHILD_RUN_TYPES, NodeContext, NodeError, NodeResult, NodeType, get_type
 from flows.nodes.base import CapabilityRefused
+from flows.policies import approval_wait, policy_for_step
 from studio.governance.audit import audit_append
 from studio.realtime import group_name, publish_on_commit
 from studio.rows import Columns, instances, select_list
@@ -646,7 +647,12 @@ def context_nodes(graph: CompiledGraph, node_id: str) -> set[str]:
 def node_context(run: Run, graph: CompiledGraph, step: StepRun, known: dict[str, StepRun]) -> NodeContext:
     node = graph.nodes[step.node_id]
     config = node.get("config") or {}
-    outputs = {nid: {"output": s.output} for nid, s in known.items() if s.status == StepStatus.SUCCEEDED}
+    # A failed step's error is there for the nodes on its error path: nodes.<id>.error.message.
+    outputs = {
+        nid: {"output": s.output} if s.status == StepStatus.SUCCEEDED else {"output": None, "error": s.error}
+        for nid, s in known.items()
+        if s.status in (StepStatus.SUCCEEDED, StepStatus.FAILED)
+    }
     upstream = None
     for edge in graph.incoming[step.node_id]:
         source = known.get(edge["source"])
@@ -828,6 +834,19 @@ def step_execute(step_id: int) -> None:
     started = time.perf_counter()
     ctx = node_context(run, graph, step, known)
     finish = {"run": run, "node_id": step.node_id, "graph": graph}
+    policy = policy_for_step(ctx, node_type)
+    if policy is not None:  # a person approves first: parked before anything is sent
+        try:
+            result = approval_wait(ctx, node_type, policy)
+        except NodeError as exc:
+            step_finish(
+                step.pk, token, **finish, error=exc, inputs=ctx.recorded_inputs, elapsed_ms=_ms(started)
+            )
+            return
+        step_finish(
+            step.pk, token, **finish, result=result, inputs=ctx.recorded_inputs, elapsed_ms=_ms(started)
+        )
+        return
     try:
         result = node_type.execute(ctx)
     except NodeError as exc:
@@ -940,23 +959,47 @@ def _step_wait(advance: Advance, step: StepRun, result: NodeResult) -> None:
     _children_go(step, state["concurrency"])
 
 
+def _waiting(step_id: int) -> tuple[Advance, StepRun] | None:
+    """The run of a waiting step, locked, and the step; None when it waits no more (decided
+    already, or its run ended). Call inside a transaction."""
+    step = StepRun.objects.filter(pk=step_id).only("run_id").first()
+    if step is None:
+        return None
+    run = lock_run(step.run_id)
+    step = StepRun.objects.filter(pk=step_id, status=StepStatus.WAITING).first()
+    if step is None or run.status in RUN_FINISHED:
+        return None
+    advance = Advance(run, compiled_graph(run))
+    advance.steps[step.node_id] = step
+    return advance, step
+
+
 def step_resume(step_id: int, *, result: NodeResult | None = None, error: NodeError | None = None) -> bool:
     """Complete a waiting step from outside the engine (a reviewer's decision): the run goes on
     from that step only. False when the step is not waiting any more (decided already)."""
     with transaction.atomic():
-        step = StepRun.objects.filter(pk=step_id).only("run_id").first()
-        if step is None:
+        if (waiting := _waiting(step_id)) is None:
             return False
-        run = lock_run(step.run_id)
-        step = StepRun.objects.filter(pk=step_id, status=StepStatus.WAITING).first()
-        if step is None or run.status in RUN_FINISHED:
-            return False
-        advance = Advance(run, compiled_graph(run))
-        advance.steps[step.node_id] = step
+        advance, step = waiting
         if error is not None:
             advance.step_failed(step, error)
         else:
             advance.step_succeeded(step, result or NodeResult())
+        advance.finish()
+    return True
+
+
+def step_release(step_id: int, *, approved_under: str) -> bool:
+    """A step an approval policy parked goes back to the queue, approved: it runs as it would
+    have, once (``policies.policy_for_step`` lets an approved step through). False when it waits
+    no more."""
+    with transaction.atomic():
+        if (waiting := _waiting(step_id)) is None:
+            return False
+        advance, step = waiting
+        step.state = {**(step.state or {}), "approved_under": approved_under}
+        step.attempt = max(0, step.attempt - 1)  # being parked was not an attempt at the node
+        advance.make_ready(step.node_id)
         advance.finish()
     return True
 

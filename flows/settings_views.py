@@ -1,5 +1,6 @@
-"""Settings pages the flow domain owns: the tenant's monthly budget, and what its flows may
-reach (the outbound HTTP hosts, the capabilities granted to each flow)."""
+"""Settings pages the flow domain owns: the tenant's monthly budget, what its flows may reach
+(the outbound HTTP hosts, the capabilities granted to each flow), and the approval policies
+that make steps wait for a person."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
-from flows import selectors, services
+from flows import policies, selectors, services
 from flows.budget import limits_of, month_spend, parse_limits
 from flows.nodes._http import http_settings_from_text
 from flows.nodes.base import parse_capabilities
@@ -90,6 +91,40 @@ def settings_access(request: HttpRequest) -> HttpResponse:
     return render(request, "flows/settings_access.html", {
         "nav": "settings", "section": "access", "flows": flows,
         "allowed_hosts": "\n".join(http.get("allowed_hosts", [])), "allow_private": bool(http.get("allow_private")),
+    })  # fmt: skip
+
+
+# -- approval policies --------------------------------------------------------------------------
+
+POLICY_FIELDS = ("name", "capability", "when", "role", "sla_s")
+
+
+@member_required("policies.manage")
+def settings_policies(request: HttpRequest) -> HttpResponse:
+    tenant = request.actor.tenant
+    if request.method == "POST":
+        if request.POST.get("action") == "remove":
+            name = request.POST.get("name", "")
+            if policies.policy_remove(tenant=tenant, name=name, actor=request.actor.label):
+                messages.success(request, f"Policy {name} removed.")
+            else:
+                messages.error(request, f"There is no policy {name!r} to remove.")
+        else:
+            try:
+                fields = {f: request.POST.get(f, "") for f in POLICY_FIELDS}
+                policy = policies.policy_add(tenant=tenant, fields=fields, actor=request.actor.label)
+            except ValidationError as exc:
+                messages.error(request, _first_error(exc))
+            else:
+                messages.success(
+                    request, f"Policy {policy.name} added: steps needing {policy.capability} now ask first."
+                )
+        return redirect("flow_settings:policies")
+    used = sorted({c for flow in selectors.flow_list_with_latest_graph(tenant=tenant)
+                   for c in selectors.flow_capability_needs(flow)["needed"]})  # fmt: skip
+    return render(request, "flows/settings_policies.html", {
+        "nav": "settings", "section": "policies", "policies": policies.tenant_policies(tenant.settings),
+        "roles": policies.DECIDERS, "used_capabilities": used,
     })  # fmt: skip
 
 

@@ -9,4 +9,5 @@ app_name = "flow_settings"
 urlpatterns = [
     path("budget/", settings_views.settings_budget, name="budget"),
     path("access/", settings_views.settings_access, name="access"),
+    path("policies/", settings_views.settings_policies, name="policies"),
 ]

@@ -13,8 +13,10 @@ class InboxConfig(AppConfig):
         # The approval node lives here, not in flows: the engine never imports the inbox.
         from flows.engine import on_waits_cancelled
         from flows.nodes import register
+        from flows.policies import set_review_opener
         from studio.inbox.nodes import NODE
-        from studio.inbox.services import reviews_cancel_for_steps
+        from studio.inbox.services import review_create, reviews_cancel_for_steps
 
         register(NODE)
         on_waits_cancelled(reviews_cancel_for_steps)
+        set_review_opener(review_create)  # approval policies ask people through the inbox

@@ -257,7 +257,7 @@ def review_decide(
             review.claimed_by, review.claimed_at = actor.user, now  # decided straight away: claimed now
         review.decision, review.output, review.comment = decision, result.output, comment
         review.decided_by, review.decided_by_label, review.decided_at = actor.user, actor.label, now
-        if engine.step_resume(review.step_id, result=result):
+        if _resume(review, result, decision=decision, actor=actor, comment=comment):
             review.save()
             _audit_decision(review, actor, decision)
             _publish(review, "decided")
@@ -270,6 +270,20 @@ def review_decide(
     if gone:
         raise ReviewConflict("the run is no longer waiting for this review (it was cancelled or has ended)")
     return review
+
+
+def _resume(review: ReviewTask, result: NodeResult, *, decision: str, actor: Actor, comment: str) -> bool:
+    """Carry a decision to the waiting step. An approval node completes with the decision; a
+    step an approval policy parked runs once approved, and fails when rejected."""
+    if review.reason != "policy":
+        return engine.step_resume(review.step_id, result=result)
+    if decision != Decision.REJECT:
+        return engine.step_release(review.step_id, approved_under=review.policy)
+    error = NodeError(
+        f"rejected under the {review.policy!r} policy by {actor.label}" + (f": {comment}" if comment else ""),
+        details={"review": review.pk, "policy": review.policy},
+    )
+    return engine.step_resume(review.step_id, error=error)
 
 
 CORRECTIONS_NAMESPACE = "corrections"

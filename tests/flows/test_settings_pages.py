@@ -129,3 +129,49 @@ class TestAccessPage:
             admin.post("/settings/access/", {"action": "grant_needed", "flow": theirs.pk}).status_code == 404
         )
         assert Flow.objects.get(pk=theirs.pk).granted_capabilities == []
+
+
+@pytest.mark.django_db
+class TestPoliciesPage:
+    URL = "/settings/policies/"
+
+    def test_an_admin_adds_and_removes_a_policy_and_the_built_in_stays(self):
+        from studio.governance.models import AuditEntry
+
+        tenant = make_tenant("Acme")
+        published_flow(tenant, CALLS_OUT, name="orders")
+        admin = client_for(tenant, Role.ADMIN)
+        page = admin.get(self.URL).content.decode()
+        assert 'data-policy="financial-changes"' in page and "built in" in page
+        assert '<option value="billing.write">' in page  # capabilities the flows use, offered
+
+        fields = {"name": "price-moves", "capability": "pricing.publish", "role": "reviewer",
+                  "when": "(nodes.propose.output.change_pct | abs) > 10", "sla_s": "3600"}  # fmt: skip
+        response = admin.post(self.URL, fields, follow=True)
+        assert messages_of(response).startswith("Policy price-moves added")
+        tenant.refresh_from_db()
+        assert tenant.settings["policies"] == [{**fields, "sla_s": 3600}]
+        assert AuditEntry.objects.filter(
+            tenant=tenant, action="settings.changed", target="settings:policies"
+        ).exists()
+
+        response = admin.post(self.URL, {**fields, "name": "twice", "when": "input.x >"}, follow=True)
+        assert messages_of(response).startswith("when: not a valid expression")
+        response = admin.post(self.URL, fields, follow=True)
+        assert messages_of(response) == "name: a policy named 'price-moves' exists already"
+
+        response = admin.post(self.URL, {"action": "remove", "name": "price-moves"}, follow=True)
+        assert messages_of(response) == "Policy price-moves removed."
+        response = admin.post(self.URL, {"action": "remove", "name": "financial-changes"}, follow=True)
+        assert messages_of(response) == "There is no policy 'financial-changes' to remove."
+        tenant.refresh_from_db()
+        assert tenant.settings["policies"] == []
+
+    def test_only_owners_and_admins_open_it(self):
+        tenant = make_tenant("Acme")
+        assert client_for(tenant, Role.BUILDER).get(self.URL).status_code == 403
+        assert (
+            client_for(tenant, Role.REVIEWER).post(self.URL, {"name": "x", "capability": "a.b"}).status_code
+            == 403
+        )
+        assert "policies" not in (Tenant.objects.get(pk=tenant.pk).settings or {})
