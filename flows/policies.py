@@ -126,7 +126,7 @@ def step_preview(ctx: NodeContext, node_type: NodeType) -> dict[str, Any]:
         templated = schema.get("format") == "template" or key == "body" or (
             (schema.get("additionalProperties") or {}).get("format") == "template"
         )  # fmt: skip
-        if key in ("retry", "timeout_s", "fallback", "response_schema", "label"):
+        if key in ("retry", "timeout_s", "fallback", "response_schema", "label", "capability"):
             continue
         try:
             preview[key] = ctx.render(value) if templated else value
@@ -138,12 +138,13 @@ def step_preview(ctx: NodeContext, node_type: NodeType) -> dict[str, Any]:
 def approval_wait(ctx: NodeContext, node_type: NodeType, policy: ApprovalPolicy) -> NodeResult:
     """Park the step: a review opens in the transaction that parks it (as for an approval node)."""
     needed = sorted(node_type.required_capabilities(ctx.config))
-    proposal = {"node": ctx.node["id"], "type": node_type.type, "capabilities": needed,
-                "request": step_preview(ctx, node_type)}  # fmt: skip
+    guarded = [c for c in needed if policy.covers({c})]
+    proposal = {"request": step_preview(ctx, node_type), "node": ctx.node["id"], "type": node_type.type,
+                "capabilities": needed}  # fmt: skip
     label = (ctx.config.get("label") or ctx.node["id"])[:120]
     why = f"the {policy.name!r} policy" + (f" ({policy.when})" if policy.when else "")
     spec = {
-        "title": f"{label}: needs {policy.capability}"[:200],
+        "title": f"{label}: {', '.join(guarded)} needs approval"[:200],
         "instructions": f"{node_type.title} '{label}' needs {', '.join(needed)}; {why} asks a person to "
         "approve it before it runs. Approve to let it run exactly as shown; reject to fail the step.",
         "proposal": proposal,

@@ -172,6 +172,16 @@ class StepTrace:
         handles = self.step.handles or []
         return ", ".join(handles) if handles not in ([], ["out"]) else ""
 
+    @property
+    def waiting_for(self) -> str:
+        """What a waiting step waits for, when it is a person (an approval node or a policy)."""
+        state = self.step.state or {}
+        if self.step.status != StepStatus.WAITING or not state.get("review"):
+            return ""
+        return (
+            f"approval under the {state['policy']} policy" if state.get("policy") else "a reviewer's decision"
+        )
+
 
 @dataclass
 class RunTrace:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.test import Client
 
 from flows import policies
 from flows.models import RunStatus, StepStatus
@@ -65,12 +66,16 @@ def test_a_financial_change_waits_for_an_admin_and_runs_once_approved(tenant, re
     run = start(guarded_flow(tenant, receiver, "/refunds", "billing.write"), {"sku": "A-1", "amount": 40})
     review = wait_review(run)
     assert (review.reason, review.policy, review.assigned_role) == ("policy", "financial-changes", Role.ADMIN)
+    assert review.title == "call: billing.write needs approval"
     assert review.proposal["request"]["body"] == {"sku": "A-1", "amount": 40}  # rendered, as it will be sent
     assert review.proposal["request"]["url"] == receiver.url("/refunds")
     assert review.proposal["capabilities"] == ["billing.write", "http:127.0.0.1"]
     run.refresh_from_db()
     assert run.status == RunStatus.WAITING and run.steps.get(node_id="call").status == StepStatus.WAITING
     assert receiver.calls("/refunds") == []  # nothing sent before a person approved
+    trace = Client()
+    trace.force_login(admin.user)
+    assert "for approval under the financial-changes policy" in trace.get(f"/runs/{run.pk}/").content.decode()
 
     with pytest.raises(services.ReviewRefused):  # assigned to admins
         services.review_decide(review=review, actor=reviewer, decision="approve")
