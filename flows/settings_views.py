@@ -99,7 +99,7 @@ def settings_access(request: HttpRequest) -> HttpResponse:
 POLICY_FIELDS = ("name", "capability", "when", "role", "sla_s")
 
 
-@member_required("policies.manage")
+@member_required("governance.manage")
 def settings_policies(request: HttpRequest) -> HttpResponse:
     tenant = request.actor.tenant
     if request.method == "POST":

@@ -1,11 +1,14 @@
-"""The audit log page (Settings → Audit log): the tenant's entries, newest first, by action,
-and a check of the whole chain on demand."""
+"""Governance settings pages: the audit log (the tenant's entries, newest first, by action,
+and a check of the whole chain on demand), and redaction (the built-in rules, the tenant's
+own, and a sample to try them on)."""
 
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 
+from studio.governance import redaction
 from studio.governance.audit import audit_verify
 from studio.governance.models import AuditEntry
 from studio.tenants.views import member_required
@@ -38,4 +41,41 @@ def audit_log(request):
     return render(request, "governance/audit.html", {
         "nav": "settings", "section": "audit", "entries": page[:PAGE], "actions": actions, "action": action,
         "older": older,
+    })  # fmt: skip
+
+
+RULE_FIELDS = ("name", "pattern", "replacement")
+SAMPLE_MAX_CHARS = 5_000
+
+
+@member_required("governance.manage")
+def redaction_rules(request):
+    from studio.memory.services import namespaces_applying  # memory applies the rules it chooses
+
+    tenant = request.actor.tenant
+    if request.method == "POST":
+        try:
+            if request.POST.get("action") == "remove":
+                name = request.POST.get("name", "")
+                redaction.redaction_rule_remove(
+                    tenant=tenant, name=name, actor=request.actor.label,
+                    in_use=lambda rule: namespaces_applying(tenant=tenant, rule=rule),
+                )  # fmt: skip
+                messages.success(request, f"Rule {name} removed.")
+            else:
+                fields = {f: request.POST.get(f, "") for f in RULE_FIELDS}
+                rule = redaction.redaction_rule_add(tenant=tenant, fields=fields, actor=request.actor.label)
+                messages.success(
+                    request,
+                    f"Rule {rule['name']} added: tick it on the memory namespaces that should apply it.",
+                )
+        except ValidationError as exc:
+            field, errors = next(iter(exc.message_dict.items()))
+            messages.error(request, f"{field}: {errors[0]}")
+        return redirect("redaction")
+    rules = redaction.tenant_rules(tenant.settings)
+    sample = request.GET.get("sample", "")[:SAMPLE_MAX_CHARS]
+    return render(request, "governance/redaction.html", {
+        "nav": "settings", "section": "redaction", "rules": list(rules.values()),
+        "sample": sample, "redacted": redaction.redact(sample, list(rules), rules) if sample else "",
     })  # fmt: skip

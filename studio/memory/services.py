@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from studio.governance.audit import audit_append, digest
-from studio.governance.redaction import BUILTIN_RULES, redact
+from studio.governance.redaction import BUILTIN_RULES, Rule, redact, tenant_rules
 from studio.memory import embedders
 from studio.memory.models import (
     DEFAULT_DIMS,
@@ -116,7 +116,8 @@ def memory_namespace_set_policy(
 ) -> MemoryNamespace:
     """Change a namespace's retention (audited); the beat job applies it to existing items on its
     next round."""
-    unknown = [r for r in redaction_rules if r not in BUILTIN_RULES]
+    known = tenant_rules(Tenant.objects.only("settings").get(pk=namespace.tenant_id).settings)
+    unknown = [r for r in redaction_rules if r not in known]
     if unknown:
         raise MemoryValidationError("redaction_rules", f"unknown rule(s): {', '.join(unknown)}")
     if ttl_seconds is not None and ttl_seconds <= 0:
@@ -188,10 +189,35 @@ def embed_texts(namespace: MemoryNamespace, texts: list[str], *, purpose: str) -
         raise EmbedderUnavailable(f"namespace {namespace.name!r}: {exc}") from None
 
 
-def redact_for(namespace: MemoryNamespace, text: str) -> str:
-    """Content as the namespace's policy lets it be stored ([] keeps it as given)."""
-    rules = [r for r in namespace.redaction_rules or [] if r in BUILTIN_RULES]
-    return redact(text, rules) if rules else text
+def rules_for(namespace: MemoryNamespace, tenant: Tenant) -> dict[str, Rule]:
+    """The tenant's redaction rules, with every rule the namespace applies among them: a rule
+    added since ``tenant`` was loaded is read afresh, and one that is gone refuses the write
+    (redaction fails closed, never open)."""
+    available = tenant_rules(tenant.settings)
+    if any(name not in available for name in namespace.redaction_rules or []):
+        available = tenant_rules(Tenant.objects.only("settings").get(pk=tenant.pk).settings)
+        unknown = [name for name in namespace.redaction_rules if name not in available]
+        if unknown:
+            raise MemoryValidationError(
+                "redaction_rules",
+                f"namespace {namespace.name!r} applies unknown rule(s): {', '.join(unknown)}",
+            )
+    return available
+
+
+def redact_for(namespace: MemoryNamespace, text: str, available: dict[str, Rule]) -> str:
+    """Content as the namespace's policy lets it be stored ([] keeps it as given); ``available``:
+    the tenant's rules (``rules_for``)."""
+    rules = namespace.redaction_rules or []
+    return redact(text, rules, available) if rules else text
+
+
+def namespaces_applying(*, tenant: Tenant, rule: str) -> list[str]:
+    """The tenant's namespaces whose policy applies this redaction rule."""
+    names = MemoryNamespace.objects.filter(tenant=tenant, redaction_rules__contains=[rule]).values_list(
+        "name", flat=True
+    )
+    return [f"namespace {name}" for name in names]
 
 
 def memory_add(
@@ -210,7 +236,8 @@ def memory_add(
         raise MemoryValidationError("items", f"at most {MAX_BATCH} items per call")
     parsed = [_item_in(raw, i, field_prefix) for i, raw in enumerate(items)]
     ns = memory_namespace_get_or_create(tenant=tenant, name=namespace)
-    contents = [redact_for(ns, item.content) for item in parsed]
+    available = rules_for(ns, tenant)
+    contents = [redact_for(ns, item.content, available) for item in parsed]
     vectors: list[list[float] | None] = [item.embedding for item in parsed]
     for i, vector in enumerate(vectors):
         if vector is not None:

@@ -10,7 +10,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 
 from studio.api import keyset_page
-from studio.governance.redaction import BUILTIN_RULES
+from studio.governance.redaction import tenant_rules
 from studio.memory import embedders, selectors, services
 from studio.tenants.services import tenant_settings_set
 from studio.tenants.views import member_required
@@ -102,7 +102,7 @@ def settings_memory(request):
             "hashing": spec["kind"] == "hashing",
             "minilm_available": embedders.minilm_available(),
             "namespaces": namespaces,
-            "rules": list(BUILTIN_RULES),
+            "rules": list(tenant_rules(tenant.settings)),
             "purges": selectors.purge_list(tenant=tenant),
             "http_shapes": list(embedders.HTTP_SHAPES),
         },

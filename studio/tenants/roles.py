@@ -38,7 +38,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "api_keys.manage": _MANAGERS,
     "secrets.manage": _MANAGERS,
     "budget.manage": _MANAGERS,
-    "policies.manage": _MANAGERS,
+    # Approval policies and redaction rules.
+    "governance.manage": _MANAGERS,
     "audit.view": _MANAGERS,
     # Only an owner may make or unmake owners, so admins cannot lock owners out.
     "owners.manage": frozenset({Role.OWNER}),

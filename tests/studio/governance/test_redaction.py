@@ -26,3 +26,38 @@ def test_redact(text, redacted):
 def test_find_pii_agrees_with_redact():
     text = "ana@example.com, 10.0.0.12, +1 415 555 0100"
     assert [m["rule"] for m in find_pii(text)] == ["email", "phone"]
+
+
+def test_a_tenant_rule_is_checked_before_it_is_kept():
+    from django.core.exceptions import ValidationError
+
+    from studio.governance.redaction import parse_custom_rule, tenant_rules
+
+    existing = tenant_rules({})
+    made = parse_custom_rule(name="order-id", pattern=r"\bORD-\d{6}\b", replacement="", existing=existing)
+    assert made == {"name": "order-id", "pattern": r"\bORD-\d{6}\b", "replacement": "[order-id]"}
+    for fields, field in (
+        ({"name": "Order", "pattern": "x"}, "name"),
+        ({"name": "email", "pattern": "x"}, "name"),  # a built-in name
+        ({"name": "ok", "pattern": "(unclosed"}, "pattern"),
+        ({"name": "ok", "pattern": "a*"}, "pattern"),  # matches the empty string
+        ({"name": "ok", "pattern": "(a|aa)+$"}, "pattern"),  # catastrophic backtracking
+        ({"name": "ok", "pattern": "x", "replacement": "y" * 61}, "replacement"),
+    ):
+        with pytest.raises(ValidationError) as caught:
+            parse_custom_rule(existing=existing, **fields)
+        assert field in caught.value.message_dict, (fields, caught.value.message_dict)
+
+
+def test_tenant_rules_redact_next_to_the_built_in_ones_and_fail_closed_when_too_slow():
+    from studio.governance.redaction import redact, tenant_rules
+
+    settings = {"redaction": {"rules": [
+        {"name": "order-id", "pattern": r"\bORD-\d{6}\b", "replacement": "[order]"},
+        {"name": "slow", "pattern": "(a|aa)+$", "replacement": "[slow]"},  # stored by hand: parse refuses it
+    ]}}  # fmt: skip
+    rules = tenant_rules(settings)
+    assert list(rules) == ["email", "card", "phone", "order-id", "slow"]
+    text = "ORD-123456 for ada@example.com"
+    assert redact(text, ["email", "order-id"], rules) == "[order] for [email]"
+    assert redact("a" * 40 + "!", ["slow"], rules) == "[slow: redacted]"  # the whole text, not a hang

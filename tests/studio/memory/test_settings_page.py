@@ -106,3 +106,34 @@ def test_a_namespace_page_is_the_tenants_own(trio):
     assert MemoryItem.objects.filter(tenant=trio.tenant).count() == 1
     assert logged_in(trio.teammate).get(f"{URL}support/").status_code == 403
     assert logged_in(trio.owner).get(f"{URL}nowhere/").status_code == 404
+
+
+def test_a_tenant_rule_redacts_memory_and_cannot_be_removed_while_a_namespace_applies_it(trio):
+    client = logged_in(trio.owner)
+    response = client.post("/settings/redaction/", {"name": "order-id", "pattern": r"\bORD-\d{6}\b",
+                                                    "replacement": "[order]"}, follow=True)  # fmt: skip
+    assert "Rule order-id added" in response.content.decode()
+    assert 'data-rule="order-id"' in response.content.decode()
+    tried = client.get("/settings/redaction/", {"sample": "ORD-123456 from ada@example.com"}).content.decode()
+    assert "[order] from [email]" in tried
+
+    assert 'value="order-id"' in client.get(URL).content.decode()  # offered on the memory page
+    client.post(URL, {"action": "policy", "namespace": "orders", "redaction_rules": ["email", "order-id"]})
+    item = services.memory_add_one(
+        tenant=trio.tenant, namespace="orders", content="Refund ORD-654321 to ada@example.com"
+    )
+    assert item.content == "Refund [order] to [email]"
+
+    response = client.post("/settings/redaction/", {"action": "remove", "name": "order-id"}, follow=True)
+    assert "order-id is applied by namespace orders: untick it there first" in response.content.decode()
+    client.post(URL, {"action": "policy", "namespace": "orders", "redaction_rules": ["email"]})
+    response = client.post("/settings/redaction/", {"action": "remove", "name": "order-id"}, follow=True)
+    assert "Rule order-id removed." in response.content.decode()
+    response = client.post(
+        URL, {"action": "policy", "namespace": "orders", "redaction_rules": ["order-id"]}, follow=True
+    )
+    assert "unknown rule(s): order-id" in response.content.decode()
+
+    bad = client.post("/settings/redaction/", {"name": "slow", "pattern": "(a|aa)+$"}, follow=True)
+    assert "pattern: too slow" in bad.content.decode()
+    assert logged_in(trio.teammate).get("/settings/redaction/").status_code == 403
