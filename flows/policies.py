@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
 
 from flows.nodes.base import NodeContext, NodeError, NodeResult, NodeType, capability_granted
 from flows.templating import TemplateError, check_syntax, evaluate
@@ -179,28 +178,31 @@ def set_review_opener(opener: Callable[..., Any]) -> None:
 
 def policy_add(*, tenant, fields: dict, actor: str) -> ApprovalPolicy:
     """Add a tenant policy (checked by ``parse_policy``); the settings change is audited."""
-    from studio.tenants.models import Tenant
-    from studio.tenants.services import tenant_settings_set
+    from studio.tenants.services import tenant_settings_update
 
-    with transaction.atomic():
-        locked = Tenant.objects.select_for_update().only("settings").get(pk=tenant.pk)  # one writer at a time
-        existing = tenant_policies(locked.settings)
-        policy = parse_policy(existing=existing, **fields)
-        own = [p.as_setting() for p in existing if not p.built_in]
-        tenant_settings_set(tenant=tenant, path=("policies",), value=[*own, policy.as_setting()], actor=actor)
-    return policy
+    added: list[ApprovalPolicy] = []
+
+    def add(settings: dict) -> list[dict]:
+        existing = tenant_policies(settings)
+        added.append(parse_policy(existing=existing, **fields))
+        return [*(p.as_setting() for p in existing if not p.built_in), added[0].as_setting()]
+
+    tenant_settings_update(tenant=tenant, path=("policies",), change=add, actor=actor)
+    return added[0]
 
 
 def policy_remove(*, tenant, name: str, actor: str) -> bool:
     """Remove a tenant policy by name; False when there is none (built-in ones cannot be removed)."""
-    from studio.tenants.models import Tenant
-    from studio.tenants.services import tenant_settings_set
+    from studio.tenants.services import tenant_settings_update
 
-    with transaction.atomic():
-        locked = Tenant.objects.select_for_update().only("settings").get(pk=tenant.pk)
-        own = [p for p in tenant_policies(locked.settings) if not p.built_in]
-        kept = [p.as_setting() for p in own if p.name != name]
-        if len(kept) == len(own):
-            return False
-        tenant_settings_set(tenant=tenant, path=("policies",), value=kept, actor=actor)
+    def remove(settings: dict) -> list[dict]:
+        own = [p for p in tenant_policies(settings) if not p.built_in]
+        if not any(p.name == name for p in own):
+            raise LookupError(name)
+        return [p.as_setting() for p in own if p.name != name]
+
+    try:
+        tenant_settings_update(tenant=tenant, path=("policies",), change=remove, actor=actor)
+    except LookupError:
+        return False
     return True

@@ -120,10 +120,14 @@ def custom_rule(spec: dict) -> Rule:
     return Rule(spec["name"], _compiled(spec["pattern"]), spec["replacement"], custom=True)
 
 
+def _own(settings: dict | None) -> list[dict]:
+    """The tenant's own rules as stored (``{"name", "pattern", "replacement"}``)."""
+    return ((settings or {}).get("redaction") or {}).get("rules") or []
+
+
 def tenant_rules(settings: dict | None) -> dict[str, Rule]:
     """The built-in rules and the tenant's own, by name."""
-    own = ((settings or {}).get("redaction") or {}).get("rules") or []
-    return {**BUILTIN_RULES, **{spec["name"]: custom_rule(spec) for spec in own}}
+    return {**BUILTIN_RULES, **{spec["name"]: custom_rule(spec) for spec in _own(settings)}}
 
 
 def parse_custom_rule(*, name: str, pattern: str, replacement: str = "", existing: dict[str, Rule]) -> dict:
@@ -158,34 +162,25 @@ def parse_custom_rule(*, name: str, pattern: str, replacement: str = "", existin
 
 def redaction_rule_add(*, tenant, fields: dict, actor: str) -> dict:
     """Add a tenant rule (checked by ``parse_custom_rule``); the settings change is audited."""
-    from django.db import transaction
+    from studio.tenants.services import tenant_settings_update
 
-    from studio.tenants.models import Tenant
-    from studio.tenants.services import tenant_settings_set
+    def add(settings: dict) -> list[dict]:
+        return [*_own(settings), parse_custom_rule(existing=tenant_rules(settings), **fields)]
 
-    with transaction.atomic():
-        locked = Tenant.objects.select_for_update().only("settings").get(pk=tenant.pk)  # one writer at a time
-        rule = parse_custom_rule(existing=tenant_rules(locked.settings), **fields)
-        own = ((locked.settings or {}).get("redaction") or {}).get("rules") or []
-        tenant_settings_set(tenant=tenant, path=("redaction", "rules"), value=[*own, rule], actor=actor)
-    return rule
+    return tenant_settings_update(tenant=tenant, path=("redaction", "rules"), change=add, actor=actor)[-1]
 
 
 def redaction_rule_remove(*, tenant, name: str, actor: str, in_use: Callable[[str], list[str]]) -> None:
     """Remove a tenant rule, unless something still applies it (``in_use(name)`` names what):
     removing it there silently would stop a redaction someone relies on."""
-    from django.db import transaction
+    from studio.tenants.services import tenant_settings_update
 
-    from studio.tenants.models import Tenant
-    from studio.tenants.services import tenant_settings_set
-
-    with transaction.atomic():
-        locked = Tenant.objects.select_for_update().only("settings").get(pk=tenant.pk)
-        own = ((locked.settings or {}).get("redaction") or {}).get("rules") or []
+    def remove(settings: dict) -> list[dict]:
+        own = _own(settings)
         if not any(rule["name"] == name for rule in own):
             raise ValidationError({"name": f"there is no rule of your own named {name!r}"})
-        users = in_use(name)
-        if users:
+        if users := in_use(name):
             raise ValidationError({"name": f"{name} is applied by {', '.join(users)}: untick it there first"})
-        kept = [rule for rule in own if rule["name"] != name]
-        tenant_settings_set(tenant=tenant, path=("redaction", "rules"), value=kept, actor=actor)
+        return [rule for rule in own if rule["name"] != name]
+
+    tenant_settings_update(tenant=tenant, path=("redaction", "rules"), change=remove, actor=actor)

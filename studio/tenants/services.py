@@ -174,6 +174,17 @@ def api_key_revoke(*, api_key: ApiKey, actor: str = "system") -> None:
                      data={"name": api_key.name, "prefix": api_key.prefix})  # fmt: skip
 
 
+def tenant_settings_update(*, tenant: Tenant, path: tuple[str, ...], change, actor: str = "system"):
+    """Read, change and write one part of the tenant's settings under the tenant's row lock, so
+    two admins adding at once both keep their addition: ``change(settings)`` gets the settings
+    as they are now and returns the new value for ``path`` (or raises, and nothing changes)."""
+    with transaction.atomic():
+        locked = Tenant.objects.select_for_update().only("settings").get(pk=tenant.pk)
+        value = change(locked.settings or {})
+        tenant_settings_set(tenant=tenant, path=path, value=value, actor=actor)
+    return value
+
+
 def api_key_touch(*, api_key: ApiKey) -> None:
     """Record use, at most once a minute per key, so busy keys do not write on every call: no
     query at all while the loaded ``last_used_at`` is recent, and a compare-and-set UPDATE
