@@ -84,10 +84,17 @@ def settings_access(request: HttpRequest) -> HttpResponse:
             messages.error(request, _first_error(exc))
         return redirect("flow_settings:access")
     http = (tenant.settings or {}).get("http") or {}
-    flows = [
-        (flow, selectors.flow_capability_needs(flow))
-        for flow in selectors.flow_list_with_latest_graph(tenant=tenant)
-    ]
+    guards = policies.tenant_policies(tenant.settings)
+    flows = []
+    for flow in selectors.flow_list_with_latest_graph(tenant=tenant):
+        needs = selectors.flow_capability_needs(flow)
+        # Each capability, whether it is missing, and the policy (the first that covers it) that
+        # makes its steps wait for approval.
+        needs["rows"] = [
+            (c, c in needs["missing"], next((p.name for p in guards if p.covers({c})), ""))
+            for c in needs["needed"]
+        ]
+        flows.append((flow, needs))
     return render(request, "flows/settings_access.html", {
         "nav": "settings", "section": "access", "flows": flows,
         "allowed_hosts": "\n".join(http.get("allowed_hosts", [])), "allow_private": bool(http.get("allow_private")),

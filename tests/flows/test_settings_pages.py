@@ -84,7 +84,9 @@ class TestAccessPage:
         admin = client_for(tenant, Role.ADMIN)
         html = admin.get("/settings/access/").content.decode()
         assert '<code class="missing" title="not granted">http:api.example.com</code>' in html
-        assert '<code class="granted" title="granted">billing.write</code>' in html
+        assert '<code class="granted" title="granted">billing.write</code> <a class="badge"' in html
+        assert "approval: financial-changes" in html  # the built-in policy guards it
+        assert "http:api.example.com</code> <a" not in html  # no policy guards the host
         admin.post("/settings/access/", {"action": "grant_needed", "flow": flow.pk})
         assert Flow.objects.get(pk=flow.pk).granted_capabilities == ["billing.write", "http:api.example.com"]
 
