@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from celery.signals import task_postrun, worker_init
+from celery.signals import setup_logging, task_postrun, worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
 
@@ -15,6 +15,17 @@ app.autodiscover_tasks()
 
 WORKER_CONN_MAX_AGE = 300
 WORKER_PREPARE_THRESHOLD = 2  # executions of the same SQL before psycopg prepares it
+
+
+@setup_logging.connect
+def _django_logging(**kwargs) -> None:
+    """Workers and beat log as the web does (``settings.LOGGING``: plain or JSON lines, always
+    redacted) instead of Celery's own set-up."""
+    import logging.config
+
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)
 
 
 @worker_init.connect

@@ -105,6 +105,7 @@ def test_production_values_pass_check_deploy():
         ({"STUDIO_ENCRYPTION_KEY": ""}, "error: STUDIO_ENCRYPTION_KEY is required"),
         ({"REDIS_URL": "http://cache:6379"}, "error: REDIS_URL must start with redis://"),
         ({"DEBUG": "perhaps"}, "error: DEBUG must be a boolean"),
+        ({"STUDIO_LOG_FORMAT": "xml"}, "error: STUDIO_LOG_FORMAT must be one of plain, json"),
     ],
 )
 def test_bad_configuration_ends_with_one_clear_line(override, expected):
