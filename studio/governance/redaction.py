@@ -72,10 +72,20 @@ _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 _DATE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4}")
 
 
+# A date with its time ("2026-11-25 10:46", "25.11.2026 10:46") runs on into the hour, past a
+# whole-match date check: these shapes never occur inside a phone number.
+_DATE_INSIDE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}\.\d{1,2}\.\d{4}")
+
+
 def _phone_ok(text: str) -> bool:
-    """9 to 15 digits (E.164 allows 15), and not an IPv4 address or a date."""
+    """9 to 15 digits (E.164 allows 15), and not an IPv4 address, a date or a timestamp."""
     digits = sum(c.isdigit() for c in text)
-    return 9 <= digits <= 15 and not _IPV4.fullmatch(text) and not _DATE.fullmatch(text.strip())
+    return (
+        9 <= digits <= 15
+        and not _IPV4.fullmatch(text)
+        and not _DATE.fullmatch(text.strip())
+        and not _DATE_INSIDE.search(text)
+    )
 
 
 BUILTIN_RULES: dict[str, Rule] = {

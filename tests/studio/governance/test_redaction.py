@@ -17,7 +17,10 @@ from studio.governance.redaction import find_pii, redact
      ("card 4111 1111 1111 1112", "card 4111 1111 1111 1112"),  # fails Luhn
      ("host 127.0.0.1 and 192.168.100.200", "host 127.0.0.1 and 192.168.100.200"),
      ("due 2026-11-25, paid 25.11.2026", "due 2026-11-25, paid 25.11.2026"),
-     ("ext 555-0100", "ext 555-0100")],  # too few digits to be a whole number
+     ("ext 555-0100", "ext 555-0100"),  # too few digits to be a whole number
+     ("at 2026-11-25 10:46:40,122 INFO", "at 2026-11-25 10:46:40,122 INFO"),  # a log line's timestamp
+     ("on 25.11.2026 10:46", "on 25.11.2026 10:46"),
+     ("call 8 (495) 123-45-67", "call [phone]")],
 )  # fmt: skip
 def test_redact(text, redacted):
     assert redact(text) == redacted
