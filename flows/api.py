@@ -13,7 +13,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from flows import engine, selectors, services
+from flows import engine, policies, selectors, services
 from flows.graph import MalformedGraph
 from flows.models import RUN_FINISHED, Run, RunStatus, StepRun
 from flows.nodes import all_types
@@ -528,3 +528,49 @@ class WebhookApi(APIView):
         actor = Actor(tenant=flow.tenant, role="builder")
         return start_run_response(flow=flow, actor=actor, trigger="webhook", inputs=inputs, version=None,
                                   idempotency_key=request.headers.get("Idempotency-Key", ""))  # fmt: skip
+
+
+# -- approval policies ------------------------------------------------------------------------------
+
+
+class PolicyInput(serializers.Serializer):
+    name = serializers.CharField(max_length=60)
+    capability = serializers.CharField(max_length=100)
+    when = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    role = serializers.ChoiceField(choices=[str(r) for r in policies.DECIDERS], default="admin")
+    sla_s = serializers.IntegerField(required=False, allow_null=True, default=None)
+
+
+def policy_dict(policy: policies.ApprovalPolicy) -> dict:
+    return {"name": policy.name, "capability": policy.capability, "when": policy.when, "role": str(policy.role),
+            "sla_s": policy.sla_s, "built_in": policy.built_in}  # fmt: skip
+
+
+class PolicyListApi(APIView):
+    """The approval policies: the built-in ones and the tenant's own (Settings → Policies)."""
+
+    required_permission = "governance.manage"
+
+    @extend_schema(responses=inline_serializer("Policies", {"results": serializers.ListField()}))
+    def get(self, request):
+        tenant = request_actor(request).tenant
+        return Response({"results": [policy_dict(p) for p in policies.tenant_policies(tenant.settings)]})
+
+    @extend_schema(request=PolicyInput, responses={201: OpenApiTypes.OBJECT})
+    def post(self, request):
+        data = PolicyInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        actor = request_actor(request)
+        policy = policies.policy_add(tenant=actor.tenant, fields=dict(data.validated_data), actor=actor.label)
+        return Response(policy_dict(policy), status=status.HTTP_201_CREATED)
+
+
+class PolicyDetailApi(APIView):
+    required_permission = "governance.manage"
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, name: str):
+        actor = request_actor(request)
+        if not policies.policy_remove(tenant=actor.tenant, name=name, actor=actor.label):
+            return error_response(404, f"there is no policy of your own named {name!r}", code="not_found")
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -24,4 +24,6 @@ urlpatterns = [
     path("runs/<int:pk>/retry/", api.RunRetryApi.as_view(), name="run_retry"),
     path("runs/<int:pk>/replay/", api.RunReplayApi.as_view(), name="run_replay"),
     path("hooks/<str:token>/", api.WebhookApi.as_view(), name="webhook"),
+    path("policies/", api.PolicyListApi.as_view(), name="policies"),
+    path("policies/<str:name>/", api.PolicyDetailApi.as_view(), name="policy"),
 ]

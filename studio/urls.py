@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from flows import views as flow_views
 from studio import views
+from studio.governance import api as governance_api
 from studio.governance import views as governance_views
 from studio.telemetry import api as telemetry_api
 from studio.telemetry import views as telemetry_views
@@ -25,6 +26,10 @@ api_v1 = [
     path("", include("studio.inbox.urls_api")),
     path("", include("studio.memory.urls_api")),
     path("metrics/summary/", telemetry_api.MetricsSummaryApi.as_view(), name="metrics_summary"),
+    path("redaction-rules/", governance_api.RedactionRuleListApi.as_view(), name="redaction_rules"),
+    path(
+        "redaction-rules/<str:name>/", governance_api.RedactionRuleDetailApi.as_view(), name="redaction_rule"
+    ),
 ]
 
 urlpatterns = [

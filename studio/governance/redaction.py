@@ -180,17 +180,23 @@ def redaction_rule_add(*, tenant, fields: dict, actor: str) -> dict:
     return tenant_settings_update(tenant=tenant, path=("redaction", "rules"), change=add, actor=actor)[-1]
 
 
-def redaction_rule_remove(*, tenant, name: str, actor: str, in_use: Callable[[str], list[str]]) -> None:
-    """Remove a tenant rule, unless something still applies it (``in_use(name)`` names what):
-    removing it there silently would stop a redaction someone relies on."""
+def redaction_rule_remove(*, tenant, name: str, actor: str) -> bool:
+    """Remove a tenant rule; False when there is none (built-in ones cannot be removed). A rule
+    a memory namespace still applies is refused (ValidationError): removing it there silently
+    would stop a redaction someone relies on."""
+    from studio.memory.services import namespaces_applying  # memory applies the rules it chooses
     from studio.tenants.services import tenant_settings_update
 
     def remove(settings: dict) -> list[dict]:
         own = _own(settings)
         if not any(rule["name"] == name for rule in own):
-            raise ValidationError({"name": f"there is no rule of your own named {name!r}"})
-        if users := in_use(name):
+            raise LookupError(name)
+        if users := namespaces_applying(tenant=tenant, rule=name):
             raise ValidationError({"name": f"{name} is applied by {', '.join(users)}: untick it there first"})
         return [rule for rule in own if rule["name"] != name]
 
-    tenant_settings_update(tenant=tenant, path=("redaction", "rules"), change=remove, actor=actor)
+    try:
+        tenant_settings_update(tenant=tenant, path=("redaction", "rules"), change=remove, actor=actor)
+    except LookupError:
+        return False
+    return True

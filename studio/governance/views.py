@@ -50,18 +50,15 @@ SAMPLE_MAX_CHARS = 5_000
 
 @member_required("governance.manage")
 def redaction_rules(request):
-    from studio.memory.services import namespaces_applying  # memory applies the rules it chooses
-
     tenant = request.actor.tenant
     if request.method == "POST":
         try:
             if request.POST.get("action") == "remove":
                 name = request.POST.get("name", "")
-                redaction.redaction_rule_remove(
-                    tenant=tenant, name=name, actor=request.actor.label,
-                    in_use=lambda rule: namespaces_applying(tenant=tenant, rule=rule),
-                )  # fmt: skip
-                messages.success(request, f"Rule {name} removed.")
+                if redaction.redaction_rule_remove(tenant=tenant, name=name, actor=request.actor.label):
+                    messages.success(request, f"Rule {name} removed.")
+                else:
+                    messages.error(request, f"There is no rule of your own named {name!r}.")
             else:
                 fields = {f: request.POST.get(f, "") for f in RULE_FIELDS}
                 rule = redaction.redaction_rule_add(tenant=tenant, fields=fields, actor=request.actor.label)

@@ -1,0 +1,56 @@
+"""Governance API (mounted at /api/v1/): the tenant's redaction rules."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from studio.api import error_response
+from studio.governance import redaction
+from studio.tenants.permissions import request_actor
+
+
+class RuleInput(serializers.Serializer):
+    name = serializers.CharField(max_length=40)
+    pattern = serializers.CharField(max_length=redaction.MAX_PATTERN_CHARS, trim_whitespace=False)
+    replacement = serializers.CharField(max_length=60, required=False, allow_blank=True, default="")
+
+
+def rule_dict(rule: redaction.Rule) -> dict:
+    return {"name": rule.name, "pattern": rule.pattern.pattern, "replacement": rule.replacement,
+            "built_in": not rule.custom}  # fmt: skip
+
+
+class RedactionRuleListApi(APIView):
+    """The redaction rules: the built-in ones and the tenant's own (Settings → Redaction)."""
+
+    required_permission = "governance.manage"
+
+    @extend_schema(responses=inline_serializer("RedactionRules", {"results": serializers.ListField()}))
+    def get(self, request):
+        rules = redaction.tenant_rules(request_actor(request).tenant.settings)
+        return Response({"results": [rule_dict(rule) for rule in rules.values()]})
+
+    @extend_schema(request=RuleInput, responses={201: OpenApiTypes.OBJECT})
+    def post(self, request):
+        data = RuleInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        actor = request_actor(request)
+        spec = redaction.redaction_rule_add(
+            tenant=actor.tenant, fields=dict(data.validated_data), actor=actor.label
+        )
+        return Response(rule_dict(redaction.custom_rule(spec)), status=status.HTTP_201_CREATED)
+
+
+class RedactionRuleDetailApi(APIView):
+    required_permission = "governance.manage"
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, name: str):
+        actor = request_actor(request)
+        if not redaction.redaction_rule_remove(tenant=actor.tenant, name=name, actor=actor.label):
+            return error_response(404, f"there is no rule of your own named {name!r}", code="not_found")
+        return Response(status=status.HTTP_204_NO_CONTENT)
