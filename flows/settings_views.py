@@ -16,7 +16,7 @@ from flows.budget import limits_of, month_spend, parse_limits
 from flows.nodes._http import http_settings_from_text
 from flows.nodes.base import parse_capabilities
 from studio.tenants.services import tenant_settings_set
-from studio.tenants.views import member_required
+from studio.tenants.views import first_error, member_required
 
 # -- budget -------------------------------------------------------------------------------------
 
@@ -29,7 +29,7 @@ def settings_budget(request: HttpRequest) -> HttpResponse:
             limits = parse_limits(cost=request.POST.get("monthly_cost_usd", ""),
                                    tokens=request.POST.get("monthly_tokens", ""))  # fmt: skip
         except ValidationError as exc:
-            messages.error(request, _first_error(exc))
+            messages.error(request, first_error(exc))
         else:
             tenant_settings_set(tenant=tenant, path=("budget",), value=limits, actor=request.actor.label)
             messages.success(
@@ -81,7 +81,7 @@ def settings_access(request: HttpRequest) -> HttpResponse:
                 services.flow_update(flow=flow, granted_capabilities=granted, actor=request.actor.label)
                 messages.success(request, f"Capabilities of “{flow.name}” saved.")
         except ValidationError as exc:
-            messages.error(request, _first_error(exc))
+            messages.error(request, first_error(exc))
         return redirect("flow_settings:access")
     http = (tenant.settings or {}).get("http") or {}
     guards = policies.tenant_policies(tenant.settings)
@@ -121,7 +121,7 @@ def settings_policies(request: HttpRequest) -> HttpResponse:
                 fields = {f: request.POST.get(f, "") for f in POLICY_FIELDS}
                 policy = policies.policy_add(tenant=tenant, fields=fields, actor=request.actor.label)
             except ValidationError as exc:
-                messages.error(request, _first_error(exc))
+                messages.error(request, first_error(exc))
             else:
                 messages.success(
                     request, f"Policy {policy.name} added: steps needing {policy.capability} now ask first."
@@ -133,10 +133,3 @@ def settings_policies(request: HttpRequest) -> HttpResponse:
         "nav": "settings", "section": "policies", "policies": policies.tenant_policies(tenant.settings),
         "roles": policies.DECIDERS, "used_capabilities": used,
     })  # fmt: skip
-
-
-def _first_error(exc: ValidationError) -> str:
-    if hasattr(exc, "error_dict"):
-        field, errors = next(iter(exc.message_dict.items()))
-        return f"{field.replace('_', ' ')}: {errors[0]}"
-    return exc.messages[0]

@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from studio.governance import redaction
 from studio.governance.audit import audit_verify
 from studio.governance.models import AuditEntry
-from studio.tenants.views import member_required
+from studio.tenants.views import first_error, member_required
 
 PAGE = 50
 
@@ -67,8 +67,7 @@ def redaction_rules(request):
                     f"Rule {rule['name']} added: tick it on the memory namespaces that should apply it.",
                 )
         except ValidationError as exc:
-            field, errors = next(iter(exc.message_dict.items()))
-            messages.error(request, f"{field}: {errors[0]}")
+            messages.error(request, first_error(exc))
         return redirect("redaction")
     rules = redaction.tenant_rules(tenant.settings)
     sample = request.GET.get("sample", "")[:SAMPLE_MAX_CHARS]

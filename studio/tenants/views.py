@@ -17,6 +17,14 @@ from studio.tenants.middleware import SESSION_TENANT_KEY
 from studio.tenants.roles import Role
 
 
+def first_error(exc: ValidationError) -> str:
+    """A ValidationError as one line for a page's message: ``field: what is wrong``."""
+    if hasattr(exc, "error_dict"):
+        field, errors = next(iter(exc.message_dict.items()))
+        return f"{field.replace('_', ' ')}: {errors[0]}"
+    return exc.messages[0]
+
+
 def member_required(permission: str):
     """A page for members of the current tenant whose role grants ``permission``."""
 
