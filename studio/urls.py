@@ -22,14 +22,16 @@ api_v1 = [
     path("secrets/<int:pk>/", tenant_api.SecretDetailApi.as_view(), name="secret"),
     path("api-keys/", tenant_api.ApiKeyListApi.as_view(), name="api_keys"),
     path("api-keys/<int:pk>/", tenant_api.ApiKeyDetailApi.as_view(), name="api_key"),
-    path("", include("flows.urls_api")),
-    path("", include("studio.inbox.urls_api")),
-    path("", include("studio.memory.urls_api")),
+    path("reviews/", include("studio.inbox.urls_api")),
+    path("memory/", include("studio.memory.urls_api")),
     path("metrics/summary/", telemetry_api.MetricsSummaryApi.as_view(), name="metrics_summary"),
     path("redaction-rules/", governance_api.RedactionRuleListApi.as_view(), name="redaction_rules"),
     path(
         "redaction-rules/<str:name>/", governance_api.RedactionRuleDetailApi.as_view(), name="redaction_rule"
     ),
+    # Last: an include without a prefix of its own is searched whole (and its misses listed) by
+    # every path that reaches it; the ones above are passed over on their prefix.
+    path("", include("flows.urls_api")),
 ]
 
 urlpatterns = [

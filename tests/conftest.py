@@ -66,6 +66,14 @@ def api():
     return client_for
 
 
+@pytest.fixture
+def api_keys_kept():
+    """This process keeps the API keys it found (``key_cache``): its listener has subscribed."""
+    from studio.tenants import key_cache
+
+    wait_for(lambda: key_cache._listener().live, timeout=10, what="the API key listener subscribed")
+
+
 def database_url_for_tests() -> str:
     """DATABASE_URL pointing at the test database pytest-django created."""
     parts = urlsplit(os.environ["DATABASE_URL"])

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from studio import urls as project
 from studio.memory.api import SearchApi
 
-FLOOR_PATH = "memory/<str:namespace>/search-floor/"
+FLOOR_PATH = "<str:namespace>/search-floor/"  # under api/v1/memory/
 
 
 class SearchFloorApi(SearchApi):
@@ -30,15 +30,23 @@ class SearchFloorApi(SearchApi):
         return Response({"results": []})
 
 
-def _api_v1_with_floor(resolver: URLResolver) -> URLResolver:
+def _with(resolver: URLResolver, prefix: str, change) -> URLResolver:
+    """``resolver`` again, the include under ``prefix`` among its patterns passed to ``change``."""
     patterns = [
-        *resolver.url_patterns,
-        path(FLOOR_PATH, SearchFloorApi.as_view(), name="memory_search_floor"),
+        change(p) if isinstance(p, URLResolver) and str(p.pattern) == prefix else p
+        for p in resolver.url_patterns
     ]
     return path(str(resolver.pattern), include((patterns, resolver.app_name), namespace=resolver.namespace))
 
 
+def _memory_with_floor(resolver: URLResolver) -> URLResolver:
+    floor = path(FLOOR_PATH, SearchFloorApi.as_view(), name="memory_search_floor")
+    return path(str(resolver.pattern), include([*resolver.url_patterns, floor]))
+
+
 urlpatterns = [
-    _api_v1_with_floor(p) if isinstance(p, URLResolver) and str(p.pattern) == "api/v1/" else p
+    _with(p, "memory/", _memory_with_floor)
+    if isinstance(p, URLResolver) and str(p.pattern) == "api/v1/"
+    else p
     for p in project.urlpatterns
 ]

@@ -157,16 +157,23 @@ def memory_search(
     """The ``k`` items of the tenant's namespace nearest to ``query`` (or to a precomputed
     ``vector``), best first, at least ``min_score`` similar and matching the metadata
     ``filter`` (containment: ``{"lang": "en"}``). A namespace never written is empty."""
-    from studio.memory.services import MemoryValidationError, check_dims, embed_texts
+    from studio.memory.services import MemoryValidationError, check_dims, checked_vector, embed_texts
 
-    if vector is None and (not isinstance(query, str) or not query.strip()):
+    # The one place for these rules: the API passes its body's fields here as they came.
+    if query is not None and not isinstance(query, str):
+        raise MemoryValidationError("query", "must be a string")
+    if vector is None and not (query or "").strip():
         raise MemoryValidationError("query", "must not be empty", code="empty_query")
     if query is not None and len(query) > MAX_QUERY_CHARS:
         raise MemoryValidationError(
             "query", f"at most {MAX_QUERY_CHARS:,} characters", code="query_too_large"
         )
-    if not isinstance(k, int) or not 1 <= k <= MAX_K:
-        raise MemoryValidationError("k", f"must be between 1 and {MAX_K}")
+    if vector is not None:
+        vector = checked_vector(vector, "vector")
+    if type(k) is not int or not 1 <= k <= MAX_K:  # a bool is not a count
+        raise MemoryValidationError("k", f"must be a whole number between 1 and {MAX_K}")
+    if min_score is not None and (type(min_score) not in (int, float) or not -1 <= min_score <= 1):
+        raise MemoryValidationError("min_score", "must be a number between -1 and 1")
     if filter is not None and not isinstance(filter, dict):
         raise MemoryValidationError("filter", "must be an object (matched by containment)")
     key = (tenant.pk, namespace)

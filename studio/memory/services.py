@@ -171,6 +171,23 @@ def _item_in(raw: ItemIn | dict, index: int, prefix: str) -> ItemIn:
     return item
 
 
+MAX_VECTOR_DIMS = 16_000
+
+
+def checked_vector(value: Any, field: str) -> list[float]:
+    """A precomputed embedding as given in a request: a list of 1 to 16,000 numbers, not all
+    zeros. Checked in one pass over the element types (in C: 5 µs for 384 dimensions; a DRF
+    FloatField per element cost about a millisecond, as much as the search)."""
+    if not isinstance(value, list) or not value or len(value) > MAX_VECTOR_DIMS:
+        raise MemoryValidationError(field, f"must be a list of 1 to {MAX_VECTOR_DIMS:,} numbers")
+    types = set(map(type, value))  # bool is not a number here, though it is an int
+    if not types <= {float, int}:
+        raise MemoryValidationError(field, "must contain numbers only")
+    if not any(value):
+        raise MemoryValidationError(field, "must not be all zeros (it has no direction to compare)")
+    return value if types == {float} else list(map(float, value))
+
+
 def check_dims(namespace: MemoryNamespace, vector: list[float], field: str) -> None:
     if len(vector) != namespace.dims:
         raise DimensionMismatch(

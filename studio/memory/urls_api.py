@@ -7,9 +7,9 @@ from django.urls import path
 from studio.memory import api
 
 urlpatterns = [
-    path("memory/", api.NamespaceListApi.as_view(), name="memory_namespaces"),
-    path("memory/forget/", api.ForgetApi.as_view(), name="memory_forget"),
-    path("memory/<str:namespace>/items/", api.ItemsApi.as_view(), name="memory_items"),
-    path("memory/<str:namespace>/items/<int:pk>/", api.ItemDetailApi.as_view(), name="memory_item"),
-    path("memory/<str:namespace>/search/", api.SearchApi.as_view(), name="memory_search"),
+    path("", api.NamespaceListApi.as_view(), name="memory_namespaces"),
+    path("forget/", api.ForgetApi.as_view(), name="memory_forget"),
+    path("<str:namespace>/items/", api.ItemsApi.as_view(), name="memory_items"),
+    path("<str:namespace>/items/<int:pk>/", api.ItemDetailApi.as_view(), name="memory_item"),
+    path("<str:namespace>/search/", api.SearchApi.as_view(), name="memory_search"),
 ]

@@ -10,4 +10,6 @@ class TenantsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from studio.tenants import checks, schema  # noqa: F401 - registers checks and the API-key scheme
+        from studio.tenants import checks, key_cache, schema  # noqa: F401 - registers checks and the API-key scheme
+
+        key_cache.connect_signals()

@@ -3,7 +3,8 @@ from __future__ import annotations
 from django.contrib.auth.models import AnonymousUser
 from rest_framework import authentication, exceptions
 
-from studio.tenants.selectors import Actor, api_key_find_active
+from studio.tenants import key_cache
+from studio.tenants.selectors import Actor
 from studio.tenants.services import api_key_touch
 
 
@@ -37,10 +38,11 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("the Authorization header must be 'Bearer <key>'")
         raw_key = header[1].decode(errors="replace")
-        api_key = api_key_find_active(raw_key=raw_key)
+        api_key = key_cache.find_active(raw_key)
         if api_key is None:
             raise exceptions.AuthenticationFailed("unknown or revoked API key")
-        api_key_touch(api_key=api_key)
+        if api_key_touch(api_key=api_key):
+            key_cache.recorded_use(api_key)
         actor = Actor(tenant=api_key.tenant, role=api_key.role, api_key=api_key)
         request._request.actor = actor
         return ApiKeyUser(actor), api_key

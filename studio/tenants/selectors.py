@@ -97,14 +97,22 @@ _API_KEY_SQL = (
 )
 
 
-def api_key_find_active(*, raw_key: str) -> ApiKey | None:
-    """The unrevoked key with this raw value, its tenant loaded. A plain statement: the ORM
-    compiled this lookup in 0.5 ms, three times what running it costs, on every API call."""
+def api_key_row(key_hash: str) -> tuple | None:
+    """The row of the unrevoked key with this hash and its tenant (``api_key_from_row``). A
+    plain statement: the ORM compiled this lookup in 0.5 ms, three times what running it costs."""
     with connection.cursor() as cursor:
-        cursor.execute(_API_KEY_SQL, [api_key_hash(raw_key)])
-        row = cursor.fetchone()
-    if row is None:
-        return None
+        cursor.execute(_API_KEY_SQL, [key_hash])
+        return cursor.fetchone()
+
+
+def api_key_from_row(row: tuple) -> ApiKey:
     api_key, tenant = instances(row, _KEY, _KEY_TENANT)
     api_key.tenant = tenant
     return api_key
+
+
+def api_key_find_active(*, raw_key: str) -> ApiKey | None:
+    """The unrevoked key with this raw value, its tenant loaded, read now (API calls go through
+    ``key_cache.find_active``, which keeps what it read while it hears of every change)."""
+    row = api_key_row(api_key_hash(raw_key))
+    return api_key_from_row(row) if row is not None else None

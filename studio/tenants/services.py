@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from studio.governance.audit import audit_allow_erase, audit_append, user_label
+from studio.tenants import key_cache
 from studio.tenants.crypto import encrypt
 from studio.tenants.models import ApiKey, Membership, Secret, Tenant
 from studio.tenants.roles import Role
@@ -68,6 +69,7 @@ def tenant_settings_set(*, tenant: Tenant, path: tuple[str, ...], value, actor: 
             [*params, json.dumps(value), tenant.pk],
         )
         (settings,) = cursor.fetchone()
+        key_cache.changed()  # API calls carry the tenant, its settings included
         audit_append(tenant_id=tenant.pk, actor=actor, action="settings.changed", target=f"settings:{'.'.join(path)}",
                      data={"value": value})  # fmt: skip
     tenant.settings = settings if isinstance(settings, dict) else json.loads(settings)
@@ -170,6 +172,7 @@ def api_key_create(
 @transaction.atomic
 def api_key_revoke(*, api_key: ApiKey, actor: str = "system") -> None:
     if ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()):
+        key_cache.changed()
         audit_append(tenant_id=api_key.tenant_id, actor=actor, action="api_key.revoked", target=f"api_key:{api_key.pk}",
                      data={"name": api_key.name, "prefix": api_key.prefix})  # fmt: skip
 
@@ -185,16 +188,18 @@ def tenant_settings_update(*, tenant: Tenant, path: tuple[str, ...], change, act
     return value
 
 
-def api_key_touch(*, api_key: ApiKey) -> None:
+def api_key_touch(*, api_key: ApiKey) -> bool:
     """Record use, at most once a minute per key, so busy keys do not write on every call: no
     query at all while the loaded ``last_used_at`` is recent, and a compare-and-set UPDATE
-    otherwise, so that processes racing past a minute write once between them."""
+    otherwise, so that processes racing past a minute write once between them. True when it
+    recorded this use."""
     now = timezone.now()
     if api_key.last_used_at and now - api_key.last_used_at < LAST_USED_RESOLUTION:
-        return
+        return False
     stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
     ApiKey.objects.filter(stale, pk=api_key.pk).update(last_used_at=now)
     api_key.last_used_at = now
+    return True
 
 
 def demo_seed(*, tenant_slug: str = "demo") -> dict[str, str] | None:

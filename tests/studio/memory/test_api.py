@@ -148,7 +148,7 @@ def test_roles_decide_who_reads_and_writes(trio, api):
     assert search(viewer, "support", "x").status_code == 403
 
 
-def test_a_vector_search_is_two_queries_and_writes_nothing(owner_api):
+def test_a_vector_search_is_one_query_and_writes_nothing(owner_api, api_keys_kept):
     first = add(owner_api, "vectors", content="a stored fact").json()
     vector = [0.0] * 383 + [1.0]
     url = f"{BASE}/vectors/search/"
@@ -156,8 +156,8 @@ def test_a_vector_search_is_two_queries_and_writes_nothing(owner_api):
     with CaptureQueriesContext(connection) as queries:
         response = owner_api.post(url, {"vector": vector, "k": 3}, format="json")
     assert response.status_code == 200 and [r["id"] for r in response.json()["results"]] == [first["id"]]
-    # The key with its tenant, then the search (its SET LOCALs in the same round trip).
-    assert len(queries) == 2, [q["sql"][:60] for q in queries]
+    # The search, its SET LOCALs in the same round trip (the key is known from the first call).
+    assert len(queries) == 1, [q["sql"][:60] for q in queries]
     assert not any(q["sql"].lstrip().upper().startswith(("UPDATE", "INSERT", "SAVEPOINT")) for q in queries)
 
 
@@ -217,3 +217,28 @@ def test_a_pin_is_set_and_cleared_audited_and_refused_to_readers(trio, owner_api
     assert api(trio.tenant, Role.REVIEWER).get(url).status_code == 200
     assert outsider_api.patch(url, {"pinned": True}, format="json").status_code == 404
     assert not MemoryItem.objects.get(pk=item.json()["id"]).pinned
+
+
+def test_search_arguments_are_refused_naming_the_field(owner_api):
+    add(owner_api, "support", content="something to search")
+    url = f"{BASE}/support/search/"
+    cases = [
+        ({"query": 42}, "query", "must be a string"),
+        ({"query": "x", "k": 0}, "k", "between 1 and 100"),
+        ({"query": "x", "k": True}, "k", "between 1 and 100"),
+        ({"query": "x", "k": "10"}, "k", "between 1 and 100"),
+        ({"query": "x", "min_score": 2}, "min_score", "between -1 and 1"),
+        ({"query": "x", "filter": ["a"]}, "filter", "must be an object"),
+        ({"vector": ["0.1"] * 384}, "vector", "numbers only"),
+        ({"vector": [0.0] * 384}, "vector", "all zeros"),
+        ({"vector": []}, "vector", "a list of 1 to 16,000 numbers"),
+    ]
+    for body, field, message in cases:
+        response = owner_api.post(url, body, format="json")
+        assert response.status_code == 400, body
+        detail = response.json()["error"]["details"][0]
+        assert detail["field"] == field and message in detail["message"], (body, detail)
+    response = owner_api.post(url, [1, 2], format="json")
+    assert response.status_code == 400 and "JSON object" in response.json()["error"]["message"]
+    whole_numbers = owner_api.post(url, {"vector": [1] * 384, "k": 1}, format="json")
+    assert whole_numbers.status_code == 200
