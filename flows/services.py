@@ -14,6 +14,7 @@ from flows.graph import MalformedGraph, Problem, check_well_formed, graph_sha256
 from flows.models import Flow, FlowVersion, Run
 from flows.schedules import schedule_refresh
 from flows.selectors import version_graph_resolver, version_latest
+from flows.starters import Starter, companion_graph
 from studio.governance.audit import audit_append, user_label
 from studio.tenants.crypto import encrypt
 from studio.tenants.models import Tenant
@@ -146,6 +147,37 @@ def flow_publish(*, flow: Flow, user=None, note: str = "", actor: str = "") -> F
         data={"flow": flow.name, "version": version.number, "sha256": version.sha256, "note": note},
     )
     return version
+
+
+@transaction.atomic
+def starter_install(
+    *,
+    tenant: Tenant,
+    starter: Starter,
+    user=None,
+    name: str = "",
+    offline: bool = False,
+    publish: bool = False,
+) -> Flow:
+    """A flow from a starter template, with its companions, all or nothing: each companion is
+    created and published first (the starter's map and sub-flow nodes run a pinned version of
+    it), then the starter's flow, pointing at them; published too with ``publish`` when it has no
+    problems. ``offline``: model nodes answer with the scripted provider."""
+    name = name.strip() or starter.name
+    companion_ids: dict[str, int] = {}
+    for companion in starter.companions:
+        graph = companion_graph(companion, companion_ids, offline=offline)
+        child = flow_create(tenant=tenant, name=f"{name} · {companion.name}", description=companion.description,
+                            graph=graph, user=user)  # fmt: skip
+        flow_publish(
+            flow=child, user=user, note=f"installed with {name}"
+        )  # a broken companion: nothing stays
+        companion_ids[companion.key] = child.pk
+    flow = flow_create(tenant=tenant, name=name, description=starter.description, user=user,
+                       graph=starter.fresh_graph(companion_ids, offline=offline))  # fmt: skip
+    if publish and not graph_problems(flow=flow, tenant=tenant, graph=flow.draft):
+        flow_publish(flow=flow, user=user, note="starter template")
+    return flow
 
 
 def version_restore(*, flow: Flow, version: FlowVersion, user=None) -> Flow:

@@ -2,6 +2,10 @@
 
 A starter lists the node types it ``requires``; one whose types are not all registered (the
 approval node comes from the inbox app) is left out rather than offered broken.
+
+A starter may come with ``companions``: flows its map and sub-flow nodes run, written in its
+graph as ``"flow": {"companion": "<key>"}``. Installing it (``services.starter_install``) creates
+and publishes them first, then points the starter's nodes at their first version.
 """
 
 from __future__ import annotations
@@ -18,19 +22,47 @@ STARTERS_DIR = Path(__file__).resolve().parent / "starters"
 
 
 @dataclass(frozen=True)
+class Companion:
+    key: str
+    name: str
+    description: str
+    graph: dict
+
+
+@dataclass(frozen=True)
 class Starter:
     slug: str
     name: str
     description: str
     requires: tuple[str, ...]
     graph: dict
+    companions: tuple[Companion, ...] = ()
 
     @property
     def available(self) -> bool:
         return all(get_type(t) is not None for t in self.requires)
 
-    def fresh_graph(self) -> dict:
-        return copy.deepcopy(self.graph)
+    def fresh_graph(self, companion_ids: dict[str, int] | None = None, *, offline: bool = False) -> dict:
+        """A copy of the graph to create a flow from: companions referenced by their flows' ids
+        (first versions), and, ``offline``, model nodes answering with the scripted provider
+        (their scripts ship with the starter)."""
+        return _filled(self.graph, companion_ids or {}, offline=offline)
+
+
+def _filled(graph: dict, companion_ids: dict[str, int], *, offline: bool) -> dict:
+    graph = copy.deepcopy(graph)
+    for node in graph["nodes"]:
+        config = node.get("config") or {}
+        ref = config.get("flow")
+        if isinstance(ref, dict) and "companion" in ref:
+            config["flow"] = {"id": companion_ids[ref["companion"]], "version": 1}
+        if offline and config.get("provider") == "anthropic":
+            config["provider"] = "scripted"
+    return graph
+
+
+def companion_graph(companion: Companion, companion_ids: dict[str, int], *, offline: bool = False) -> dict:
+    return _filled(companion.graph, companion_ids, offline=offline)
 
 
 @cache
@@ -38,7 +70,12 @@ def _load_all() -> tuple[Starter, ...]:
     starters = []
     for path in sorted(STARTERS_DIR.glob("*.json")):
         doc = json.loads(path.read_text(encoding="utf-8"))
-        types = sorted({n["type"] for n in doc["graph"]["nodes"]})
+        companions = tuple(
+            Companion(key=c["key"], name=c["name"], description=c.get("description", ""), graph=c["graph"])
+            for c in doc.get("companions", [])
+        )
+        graphs = [doc["graph"], *(c.graph for c in companions)]
+        types = sorted({n["type"] for g in graphs for n in g["nodes"]})
         starters.append(
             Starter(
                 slug=doc["slug"],
@@ -46,9 +83,10 @@ def _load_all() -> tuple[Starter, ...]:
                 description=doc.get("description", ""),
                 requires=tuple(doc.get("requires") or types),
                 graph=doc["graph"],
+                companions=companions,
             )
         )
-    order = {"summarize": 0, "classify": 1, "approve": 2}
+    order = {"summarize": 0, "classify": 1, "approve": 2, "support_triage": 3, "pricing": 4}
     return tuple(sorted(starters, key=lambda s: (order.get(s.slug, 99), s.name)))
 
 

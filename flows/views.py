@@ -42,15 +42,20 @@ def flow_list(request: HttpRequest) -> HttpResponse:
 @member_required("flows.edit")
 def flow_create(request: HttpRequest) -> HttpResponse:
     slug = request.POST.get("starter", "")
-    graph = None
     name = request.POST.get("name", "").strip()[:120]
-    if slug:
-        starter = starter_get(slug)
-        if starter is None:
-            messages.error(request, "That template is not available.")
-            return redirect("flows:list")
-        graph, name = starter.graph, name or starter.name  # flow_create stores its own copy
-    flow = services.flow_create(tenant=request.actor.tenant, user=request.user, name=name, graph=graph)
+    if not slug:
+        flow = services.flow_create(tenant=request.actor.tenant, user=request.user, name=name)
+        return redirect("flows:edit", pk=flow.pk)
+    starter = starter_get(slug)
+    if starter is None:
+        messages.error(request, "That template is not available.")
+        return redirect("flows:list")
+    flow = services.starter_install(
+        tenant=request.actor.tenant, starter=starter, user=request.user, name=name
+    )
+    if starter.companions:
+        messages.info(request, "Also created and published, for its map and sub-flow nodes: "
+                      + ", ".join(f"{flow.name} · {c.name}" for c in starter.companions) + ".")  # fmt: skip
     return redirect("flows:edit", pk=flow.pk)
 
 

@@ -103,23 +103,16 @@ class Command(BaseCommand):
 
     def _seed_starter_flows(self) -> None:
         """The demo tenant starts with the starter templates as flows, published when valid."""
-        from flows.services import flow_create, flow_publish, graph_problems
+        from flows.services import starter_install
         from flows.starters import starter_list
         from studio.tenants.models import Membership
 
         owner = Membership.objects.select_related("tenant", "user").get(tenant__slug="demo", role="owner")
         for starter in starter_list():
-            graph = starter.fresh_graph()
-            if not settings.ANTHROPIC_API_KEY:
-                # No model key on this machine: the demo flows answer with the offline scripted
-                # provider, so they run end to end; switching a node back is one setting.
-                for node in graph["nodes"]:
-                    if (node.get("config") or {}).get("provider") == "anthropic":
-                        node["config"]["provider"] = "scripted"
-            flow = flow_create(tenant=owner.tenant, name=starter.name, description=starter.description,
-                               graph=graph, user=owner.user)  # fmt: skip
-            if not graph_problems(flow=flow, tenant=owner.tenant, graph=flow.draft):
-                flow_publish(flow=flow, user=owner.user, note="starter template")
+            # No model key on this machine: the demo flows answer with the offline scripted
+            # provider, so they run end to end; switching a node back is one setting.
+            starter_install(tenant=owner.tenant, starter=starter, user=owner.user,
+                            offline=not settings.ANTHROPIC_API_KEY, publish=True)  # fmt: skip
 
     def _wait_until_serving(self, url: str, supervisor: Supervisor, timeout: float = 60) -> bool:
         deadline = time.monotonic() + timeout
