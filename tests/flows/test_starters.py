@@ -75,6 +75,12 @@ def test_support_triage_answers_general_tickets_and_a_person_approves_billing_re
     assert billing.outputs == {"route": "billing", "status": "sent after approval",
                                "reply": "We refunded the second payment today."}  # fmt: skip
 
+    # The reviewer's edit is a correction in memory: the next billing draft is shown it.
+    again = start(flow, {"subject": "Charged twice again", "body": "Another refund please."})
+    wait_review(again)
+    prompt = again.steps.get(node_id="billing_draft").inputs["prompt"]
+    assert "We refunded the second payment today." in prompt.split("corrections of earlier replies:")[1]
+
 
 @pytest.mark.usefixtures("celery_worker")
 def test_support_triage_holds_a_reply_with_personal_data_for_review(tenant, reviewer):
