@@ -22,6 +22,7 @@ Callers get fresh model instances from the row each time, never shared ones.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -127,13 +128,19 @@ def forget() -> None:
 def _announce() -> None:
     forget()  # again: a call in between may have kept the row as it was before the commit
     try:
-        _redis().publish(CHANNEL, b"1")
+        _announcer().publish(CHANNEL, b"1")
     except (redis.RedisError, OSError) as exc:  # the others keep theirs at most MAX_AGE_S
         log.error("API key change not announced (other processes keep what they know for up to %ss): %s",
                   MAX_AGE_S, exc)  # fmt: skip
 
 
-def _redis() -> redis.Redis:
+@functools.cache
+def _announcer() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+
+
+def _subscriber() -> redis.Redis:
+    """A connection that may wait for announcements indefinitely (a PING now and then)."""
     return redis.Redis.from_url(
         settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=None, socket_keepalive=True,
         health_check_interval=30,
@@ -155,7 +162,7 @@ class _Listener:
         while _listener_of_process is self:  # one that was replaced ends
             pubsub = None
             try:
-                pubsub = _redis().pubsub()
+                pubsub = _subscriber().pubsub()
                 pubsub.subscribe(CHANNEL)
                 while _listener_of_process is self:
                     message = pubsub.get_message(timeout=5.0)
