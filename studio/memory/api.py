@@ -227,11 +227,14 @@ class SearchApi(APIView):
     parser_classes = [VectorJSONParser]
     renderer_classes = [FastJSONRenderer]
 
+    # The body as the OpenAPI schema documents it; ``memory_search`` checks it (one place for its
+    # rules; a DRF serializer cost a fifth of a small namespace's search).
     class SearchInput(serializers.Serializer):
-        """The body, for the OpenAPI schema; ``memory_search`` checks it (one place for its rules,
-        and a DRF serializer cost a fifth of a small namespace's search)."""
+        """A text ``query`` (embedded as the namespace's items were) or a precomputed ``vector``;
+        the ``k`` nearest items, at least ``min_score`` similar, whose metadata contains ``filter``."""
 
-        query = serializers.CharField(required=False, max_length=selectors.MAX_QUERY_CHARS)
+        query = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+                                      max_length=selectors.MAX_QUERY_CHARS)  # fmt: skip
         vector = VectorField(required=False)
         k = serializers.IntegerField(min_value=1, max_value=selectors.MAX_K, default=10)
         min_score = serializers.FloatField(min_value=-1, max_value=1, required=False)
