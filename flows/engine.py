@@ -416,6 +416,10 @@ class Advance:
         if self.run.status in RUN_FINISHED and self.run.parent_step_id:
             transaction.on_commit(lambda run_id=self.run.pk: _tasks().child_run_finished_task.delay(run_id))
         publish_on_commit(group_name("run", self.run.pk), run_event(self.run, changed))
+        if _STEPS_RECORDED_HOOKS:
+            ended = [s for s in changed if s.status not in STEP_ACTIVE]
+            if ended or self.run.status in RUN_FINISHED:
+                transaction.on_commit(lambda run=self.run: _steps_recorded(run, ended))
 
     def _cancel_leftovers(self) -> None:
         now = timezone.now()
@@ -495,6 +499,25 @@ def on_waits_cancelled(hook: Callable[[list[int]], None]) -> Callable[[list[int]
     can close it at once. How the inbox learns of cancellations without flows importing it."""
     _WAIT_CANCELLED_HOOKS.append(hook)
     return hook
+
+
+_STEPS_RECORDED_HOOKS: list[Callable[[Run, list[StepRun]], None]] = []
+
+
+def on_steps_recorded(hook: Callable[[Run, list[StepRun]], None]) -> Callable[[Run, list[StepRun]], None]:
+    """Register ``hook(run, steps)``, called after a transaction that ended steps (succeeded,
+    failed, skipped, cancelled) or the run commits, with the run as it then stands: how telemetry
+    counts without flows importing it. A hook that raises is logged; the engine goes on."""
+    _STEPS_RECORDED_HOOKS.append(hook)
+    return hook
+
+
+def _steps_recorded(run: Run, steps: list[StepRun]) -> None:
+    for hook in _STEPS_RECORDED_HOOKS:
+        try:
+            hook(run, steps)
+        except Exception:
+            log.exception("a steps-recorded hook failed for run %s", run.pk)
 
 
 STEP_FIELDS = [

@@ -40,7 +40,7 @@ def redis_channel(group: str) -> str:
 
 
 @cache
-def _client() -> redis.Redis:
+def redis_client() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
 
 
@@ -57,6 +57,15 @@ def publish(group: str, message: dict) -> None:
         log.warning("live event to %s not sent: %s", group, exc)
 
 
+def send_unanswered(*commands: tuple) -> None:
+    """Redis commands whose answers nobody reads (``HINCRBY`` of counters), on the connection
+    live events use: a socket write, no round trip. Like events, a failure is logged."""
+    try:
+        _publisher.send(*commands)
+    except (redis.RedisError, OSError) as exc:
+        log.warning("counters not sent: %s", exc)
+
+
 class _Publisher:
     """PUBLISH without a round trip: one connection per process on which Redis sends no replies
     (``CLIENT REPLY OFF``, sent again on every reconnect), so an event costs a socket write
@@ -71,12 +80,21 @@ class _Publisher:
 
     def publish(self, channel: str, data: bytes) -> None:
         with self._lock:
-            if self._connection is None or self._pid != os.getpid():
-                pool = _client().connection_pool
-                self._connection = pool.connection_class(**pool.connection_kwargs)
-                self._connection.register_connect_callback(self._replies_off)
-                self._pid = os.getpid()
-            self._connection.send_command("PUBLISH", channel, data, check_health=False)
+            self._open().send_command("PUBLISH", channel, data, check_health=False)
+
+    def _open(self) -> redis.connection.AbstractConnection:
+        if self._connection is None or self._pid != os.getpid():
+            pool = redis_client().connection_pool
+            self._connection = pool.connection_class(**pool.connection_kwargs)
+            self._connection.register_connect_callback(self._replies_off)
+            self._pid = os.getpid()
+        return self._connection
+
+    def send(self, *commands: tuple) -> None:
+        """Other commands whose answers nobody reads (counters), in one write."""
+        with self._lock:
+            connection = self._open()
+            connection.send_packed_command(connection.pack_commands(commands), check_health=False)
 
     def _replies_off(self, connection: redis.connection.AbstractConnection) -> None:
         connection.send_command("CLIENT", "REPLY", "OFF", check_health=False)
@@ -106,7 +124,7 @@ class GroupListener:
 
     def __init__(self, group: str) -> None:
         self._channel = redis_channel(group).encode()
-        self._pubsub = _idle.take() or _client().pubsub(ignore_subscribe_messages=True)
+        self._pubsub = _idle.take() or redis_client().pubsub(ignore_subscribe_messages=True)
         self._pubsub.subscribe(self._channel)
 
     def next_event(self, timeout: float) -> dict | None:

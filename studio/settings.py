@@ -49,6 +49,8 @@ if not STUDIO_ENCRYPTION_KEY:
         "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
     )
 ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY") or ""
+# /metrics: with a token, only to "Authorization: Bearer <token>"; without one, only to loopback.
+METRICS_TOKEN = env_str("METRICS_TOKEN") or ""
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -71,6 +73,7 @@ INSTALLED_APPS = [
     "studio.inbox",
     "studio.memory",
     "studio.governance",
+    "studio.telemetry",
 ]
 
 MIDDLEWARE = [

@@ -182,7 +182,7 @@ def run(*, quick: bool, say: Say) -> Report:
 
     from flows import services as flow_services
     from studio.inbox.models import ReviewTask
-    from studio.realtime import _client, redis_channel
+    from studio.realtime import redis_channel, redis_client
     from studio.tenants.models import Membership
     from studio.tenants.roles import Role
 
@@ -222,7 +222,7 @@ def run(*, quick: bool, say: Say) -> Report:
 
             def raw(index: int) -> None:
                 message = {"type": "raw.event", "event": "raw", "seq": index, "sent": time.time()}
-                _client().publish(channel, layer.serialize(message))
+                redis_client().publish(channel, layer.serialize(message))
 
             def review(index: int) -> None:
                 run, _ = flow_services.run_request(

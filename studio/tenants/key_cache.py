@@ -22,7 +22,6 @@ Callers get fresh model instances from the row each time, never shared ones.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 import threading
@@ -34,6 +33,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
+from studio.realtime import redis_client
 from studio.tenants.models import ApiKey, Tenant
 from studio.tenants.selectors import api_key_from_row, api_key_hash, api_key_row
 
@@ -128,15 +128,10 @@ def forget() -> None:
 def _announce() -> None:
     forget()  # again: a call in between may have kept the row as it was before the commit
     try:
-        _announcer().publish(CHANNEL, b"1")
+        redis_client().publish(CHANNEL, b"1")
     except (redis.RedisError, OSError) as exc:  # the others keep theirs at most MAX_AGE_S
         log.error("API key change not announced (other processes keep what they know for up to %ss): %s",
                   MAX_AGE_S, exc)  # fmt: skip
-
-
-@functools.cache
-def _announcer() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
 
 
 def _subscriber() -> redis.Redis:

@@ -32,7 +32,7 @@ def test_the_publisher_asks_for_no_replies_and_recovers_when_redis_drops_it():
     connection = realtime._publisher._connection
     assert connection is not None and not connection.can_read(timeout=0.2)  # no replies to read
 
-    client = realtime._client()
+    client = realtime.redis_client()
     killed = 0
     for entry in client.client_list():
         if entry.get("cmd") == "publish":
