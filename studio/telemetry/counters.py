@@ -36,6 +36,10 @@ HELP = {
     ),
     "studio_model_cost_usd_total": ("counter", "Model cost of steps in US dollars, by tenant."),
     "studio_step_duration_seconds": ("histogram", "Latency of steps that ran, by node type."),
+    "studio_reviews_waiting": (
+        "gauge",
+        "Reviews waiting for a person (open, claimed or escalated), by tenant.",
+    ),
 }
 LABELS = {
     "studio_steps_total": ("tenant", "node_type", "status"),
@@ -77,9 +81,10 @@ def steps_recorded(run: Run, steps: list[StepRun]) -> None:
         send_unanswered(*commands)
 
 
-def exposition(tenant_slugs: dict[int, str]) -> str:
-    """The counters in Prometheus' text format (0.0.4). Tenant ids become slugs; a tenant
-    deleted since is left out."""
+def exposition(tenant_slugs: dict[int, str], reviews_waiting: dict[int, int]) -> str:
+    """The counters in Prometheus' text format (0.0.4), and the review backlog read at the scrape
+    (``reviews_waiting``: tenant id → count). Tenant ids become slugs; a tenant deleted since is
+    left out."""
     raw = redis_client().hgetall(KEY)
     series: dict[str, list[tuple[tuple[str, ...], float]]] = defaultdict(list)
     for field, value in raw.items():
@@ -98,6 +103,11 @@ def exposition(tenant_slugs: dict[int, str]) -> str:
             if slug is not None:
                 lines.append(_sample(name, LABELS[name], (slug, *values[1:]), number))
     _histogram(lines, series)
+    _head(lines, "studio_reviews_waiting")
+    for tenant_id, slug in sorted(tenant_slugs.items(), key=lambda item: item[1]):
+        lines.append(
+            _sample("studio_reviews_waiting", ("tenant",), (slug,), reviews_waiting.get(tenant_id, 0))
+        )
     return "\n".join(lines) + "\n"
 
 

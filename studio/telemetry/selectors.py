@@ -16,10 +16,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import connection
+from django.db.models import Count
 from django.utils import timezone
 
 from flows.models import Flow, Run, RunStatus, StepRun, StepStatus
 from flows.nodes import CHILD_RUN_TYPES
+from studio.inbox.models import REVIEW_PENDING, ReviewTask
 from studio.tenants.models import Tenant
 
 PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
@@ -193,3 +195,11 @@ def metrics_summary(*, tenant: Tenant, since: datetime | None = None, flow: Flow
     )
     node_types = sorted(per_type.items(), key=lambda pair: -pair[1].actions)
     return Summary(since=since, flow=flow, overall=overall, flows=flows, node_types=node_types)
+
+
+def reviews_waiting_by_tenant() -> dict[int, int]:
+    """Tenant id → reviews waiting for a person (the partial index of pending reviews serves it)."""
+    rows = (
+        ReviewTask.objects.filter(status__in=REVIEW_PENDING).values_list("tenant_id").annotate(n=Count("id"))
+    )
+    return dict(rows.order_by())

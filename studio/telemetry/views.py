@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET
 
 from flows import selectors as flow_selectors
 from studio.telemetry.counters import exposition
-from studio.telemetry.selectors import DEFAULT_PERIOD, PERIODS, metrics_summary
+from studio.telemetry.selectors import DEFAULT_PERIOD, PERIODS, metrics_summary, reviews_waiting_by_tenant
 from studio.tenants.models import Tenant
 from studio.tenants.views import member_required
 
@@ -64,4 +64,5 @@ def prometheus_metrics(request):
             content_type="text/plain",
         )
     slugs = dict(Tenant.objects.values_list("id", "slug"))
-    return HttpResponse(exposition(slugs), content_type="text/plain; version=0.0.4; charset=utf-8")
+    body = exposition(slugs, reviews_waiting_by_tenant())
+    return HttpResponse(body, content_type="text/plain; version=0.0.4; charset=utf-8")

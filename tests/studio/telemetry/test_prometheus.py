@@ -9,10 +9,13 @@ import pytest
 from django.test import Client
 
 from flows.models import RunStatus, StepRun
+from studio.inbox import services as inbox
 from studio.telemetry.counters import BUCKETS_S
+from studio.tenants.roles import Role
 from tests.conftest import wait_for
-from tests.factories import make_tenant
+from tests.factories import make_member, make_tenant
 from tests.flows.helpers import edge, graph, node, published_flow, scripted_llm, start, wait_run
+from tests.studio.inbox.helpers import actor, approval_flow, wait_review
 
 SAMPLE = re.compile(r"^(?P<name>[a-z_]+)(\{(?P<labels>[^}]*)\})? (?P<value>[0-9.e+-]+|\+Inf)$")
 
@@ -74,6 +77,21 @@ def test_steps_and_runs_are_counted_as_the_workers_end_them():
     buckets = [after[("studio_step_duration_seconds_bucket", frozenset({("node_type", "llm"), ("le", le)}))]
                for le in [repr(b) for b in BUCKETS_S] + ["+Inf"]]  # fmt: skip
     assert buckets == sorted(buckets) and buckets[-1] == after[llm_count]  # cumulative, ending at the count
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("celery_worker")
+def test_the_review_backlog_is_a_gauge_per_tenant():
+    tenant, idle = make_tenant("Backlog"), make_tenant("Idle")
+    waiting = ("studio_reviews_waiting", frozenset({("tenant", tenant.slug)}))
+    run = start(approval_flow(tenant), {"amount": 5})
+    review = wait_review(run)
+    samples = scrape()
+    assert samples[waiting] == 1
+    assert samples[("studio_reviews_waiting", frozenset({("tenant", idle.slug)}))] == 0
+    reviewer = actor(tenant, make_member(tenant, Role.REVIEWER, username="rae"), Role.REVIEWER)
+    inbox.review_decide(review=review, actor=reviewer, decision="approve")
+    assert scrape()[waiting] == 0
 
 
 @pytest.mark.django_db
