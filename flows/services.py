@@ -14,7 +14,7 @@ from flows.graph import MalformedGraph, Problem, check_well_formed, graph_sha256
 from flows.models import Flow, FlowVersion, Run
 from flows.schedules import schedule_refresh
 from flows.selectors import version_graph_resolver, version_latest
-from flows.starters import Starter, companion_graph
+from flows.starters import Starter, companion_flow_name, filled_graph
 from studio.governance.audit import audit_append, user_label
 from studio.tenants.crypto import encrypt
 from studio.tenants.models import Tenant
@@ -166,15 +166,15 @@ def starter_install(
     name = name.strip() or starter.name
     companion_ids: dict[str, int] = {}
     for companion in starter.companions:
-        graph = companion_graph(companion, companion_ids, offline=offline)
-        child = flow_create(tenant=tenant, name=f"{name} · {companion.name}", description=companion.description,
-                            graph=graph, user=user)  # fmt: skip
+        graph = filled_graph(companion.graph, companion_ids, offline=offline)
+        child = flow_create(tenant=tenant, name=companion_flow_name(name, companion),
+                            description=companion.description, graph=graph, user=user)  # fmt: skip
         flow_publish(
             flow=child, user=user, note=f"installed with {name}"
         )  # a broken companion: nothing stays
         companion_ids[companion.key] = child.pk
     flow = flow_create(tenant=tenant, name=name, description=starter.description, user=user,
-                       graph=starter.fresh_graph(companion_ids, offline=offline))  # fmt: skip
+                       graph=filled_graph(starter.graph, companion_ids, offline=offline))  # fmt: skip
     if publish and not graph_problems(flow=flow, tenant=tenant, graph=flow.draft):
         flow_publish(flow=flow, user=user, note="starter template")
     return flow

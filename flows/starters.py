@@ -42,14 +42,11 @@ class Starter:
     def available(self) -> bool:
         return all(get_type(t) is not None for t in self.requires)
 
-    def fresh_graph(self, companion_ids: dict[str, int] | None = None, *, offline: bool = False) -> dict:
-        """A copy of the graph to create a flow from: companions referenced by their flows' ids
-        (first versions), and, ``offline``, model nodes answering with the scripted provider
-        (their scripts ship with the starter)."""
-        return _filled(self.graph, companion_ids or {}, offline=offline)
 
-
-def _filled(graph: dict, companion_ids: dict[str, int], *, offline: bool) -> dict:
+def filled_graph(graph: dict, companion_ids: dict[str, int], *, offline: bool = False) -> dict:
+    """A copy of a starter's (or a companion's) graph to create a flow from: companions referenced
+    by their flows' ids (first versions), and, ``offline``, model nodes answering with the
+    scripted provider (their scripts ship with the starter)."""
     graph = copy.deepcopy(graph)
     for node in graph["nodes"]:
         config = node.get("config") or {}
@@ -61,8 +58,9 @@ def _filled(graph: dict, companion_ids: dict[str, int], *, offline: bool) -> dic
     return graph
 
 
-def companion_graph(companion: Companion, companion_ids: dict[str, int], *, offline: bool = False) -> dict:
-    return _filled(companion.graph, companion_ids, offline=offline)
+def companion_flow_name(flow_name: str, companion: Companion) -> str:
+    """The name a companion's flow is installed under, next to the starter's flow."""
+    return f"{flow_name} · {companion.name}"
 
 
 @cache

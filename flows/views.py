@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 from flows import engine, selectors, services
 from flows.graph import MalformedGraph
 from flows.nodes import all_types
-from flows.starters import starter_get, starter_list
+from flows.starters import companion_flow_name, starter_get, starter_list
 from studio.tenants.views import member_required
 
 MAX_IMPORT_BYTES = 5 * 1024 * 1024  # the graph size limit (DESIGN.md)
@@ -55,7 +55,7 @@ def flow_create(request: HttpRequest) -> HttpResponse:
     )
     if starter.companions:
         messages.info(request, "Also created and published, for its map and sub-flow nodes: "
-                      + ", ".join(f"{flow.name} · {c.name}" for c in starter.companions) + ".")  # fmt: skip
+                      + ", ".join(companion_flow_name(flow.name, c) for c in starter.companions) + ".")  # fmt: skip
     return redirect("flows:edit", pk=flow.pk)
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from decimal import Decimal
 
 from flows.models import RUN_FINISHED, Run, StepRun
 from studio.realtime import redis_client, send_unanswered
@@ -27,27 +26,19 @@ KEY = "studio:metrics"
 BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 SEP = "\x1f"  # between a counter's name and its label values, in a hash field
 
-HELP = {
-    "studio_steps_total": ("counter", "Steps that ended, by tenant, node type and status."),
-    "studio_runs_total": ("counter", "Runs that ended, by tenant and status."),
-    "studio_model_tokens_total": (
-        "counter",
-        "Model tokens spent by steps, by tenant and direction (in, out).",
-    ),
-    "studio_model_cost_usd_total": ("counter", "Model cost of steps in US dollars, by tenant."),
-    "studio_step_duration_seconds": ("histogram", "Latency of steps that ran, by node type."),
-    "studio_reviews_waiting": (
-        "gauge",
-        "Reviews waiting for a person (open, claimed or escalated), by tenant.",
-    ),
-}
-LABELS = {
-    "studio_steps_total": ("tenant", "node_type", "status"),
-    "studio_runs_total": ("tenant", "status"),
-    "studio_model_tokens_total": ("tenant", "direction"),
-    "studio_model_cost_usd_total": ("tenant",),
-    "studio_step_duration_seconds": ("node_type",),
-}
+# name: (type, labels, help). The histogram's samples carry "le" as well.
+METRICS = {
+    "studio_steps_total": ("counter", ("tenant", "node_type", "status"),
+                           "Steps that ended, by tenant, node type and status."),
+    "studio_runs_total": ("counter", ("tenant", "status"), "Runs that ended, by tenant and status."),
+    "studio_model_tokens_total": ("counter", ("tenant", "direction"),
+                                  "Model tokens spent by steps, by tenant and direction (in, out)."),
+    "studio_model_cost_usd_total": ("counter", ("tenant",), "Model cost of steps in US dollars, by tenant."),
+    "studio_step_duration_seconds": ("histogram", ("node_type",), "Latency of steps that ran, by node type."),
+    "studio_reviews_waiting": ("gauge", ("tenant",),
+                               "Reviews waiting for a person (open, claimed or escalated), by tenant."),
+}  # fmt: skip
+COUNTERS = [name for name, (kind, _, _) in METRICS.items() if kind == "counter"]
 
 
 def _field(name: str, *values: object) -> str:
@@ -65,7 +56,7 @@ def steps_recorded(run: Run, steps: list[StepRun]) -> None:
             ints[_field("studio_model_tokens_total", tenant, "in")] += step.tokens_in
         if step.tokens_out:
             ints[_field("studio_model_tokens_total", tenant, "out")] += step.tokens_out
-        if step.cost_usd and Decimal(step.cost_usd):
+        if step.cost_usd:
             floats[_field("studio_model_cost_usd_total", tenant)] += float(step.cost_usd)
         if step.latency_ms is not None:
             seconds = float(step.latency_ms) / 1000
@@ -91,23 +82,17 @@ def exposition(tenant_slugs: dict[int, str], reviews_waiting: dict[int, int]) ->
         name, *values = field.decode().split(SEP)
         series[name].append((tuple(values), float(value)))
     lines: list[str] = []
-    for name in (
-        "studio_steps_total",
-        "studio_runs_total",
-        "studio_model_tokens_total",
-        "studio_model_cost_usd_total",
-    ):
+    for name in COUNTERS:
         _head(lines, name)
         for values, number in sorted(series.get(name, [])):
             slug = tenant_slugs.get(int(values[0]))
             if slug is not None:
-                lines.append(_sample(name, LABELS[name], (slug, *values[1:]), number))
+                lines.append(_sample(name, METRICS[name][1], (slug, *values[1:]), number))
     _histogram(lines, series)
-    _head(lines, "studio_reviews_waiting")
+    name = "studio_reviews_waiting"
+    _head(lines, name)
     for tenant_id, slug in sorted(tenant_slugs.items(), key=lambda item: item[1]):
-        lines.append(
-            _sample("studio_reviews_waiting", ("tenant",), (slug,), reviews_waiting.get(tenant_id, 0))
-        )
+        lines.append(_sample(name, METRICS[name][1], (slug,), reviews_waiting.get(tenant_id, 0)))
     return "\n".join(lines) + "\n"
 
 
@@ -130,7 +115,7 @@ def _histogram(lines: list[str], series: dict) -> None:
 
 
 def _head(lines: list[str], name: str) -> None:
-    kind, text = HELP[name]
+    kind, _, text = METRICS[name]
     lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
 
 

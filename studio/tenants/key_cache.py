@@ -61,7 +61,8 @@ _epoch = 0  # moves on every forgetting
 def find_active(raw_key: str) -> ApiKey | None:
     """The unrevoked key with this raw value, its tenant loaded: kept or read (one query)."""
     key_hash = api_key_hash(raw_key)
-    live = _listener().live
+    listener = _listener()
+    live = listener.live
     if live:
         entry = _entries.get(key_hash)
         if entry is not None and time.monotonic() - entry.at < MAX_AGE_S:
@@ -73,7 +74,7 @@ def find_active(raw_key: str) -> ApiKey | None:
     entry = _Entry(row, time.monotonic())
     if live:
         with _lock:
-            if epoch == _epoch and _listener().live:  # nothing changed while we read
+            if epoch == _epoch and listener.live:  # nothing changed while we read
                 if len(_entries) >= MAX_KEYS:
                     _entries.clear()
                 _entries[key_hash] = entry
