@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.db import connection, transaction
+from django.db import DataError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from studio.bench.memory import copy_items, random_unit_vectors
@@ -212,3 +212,17 @@ def test_filters_min_score_and_an_empty_namespace_on_the_remembered_path(db):
     assert _found(tenant, vector, min_score=0.99) == [en.pk]
     services.MemoryItem.objects.filter(tenant=tenant).delete()
     assert _found(tenant, vector) == []
+
+
+def test_vector_literal_is_read_by_pgvector_as_the_float32_values_given(db):
+    vector = [1, -0.5, 1e-7, -2.5e-12, 3.0e38, 0.12345678912345, 7.0]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT %s::vector::real[], %s::float8[]::real[]",
+            [vector_literal(vector), [float(x) for x in vector]],
+        )
+        read, as_float32 = cursor.fetchone()
+        assert read == as_float32
+        assert read[5] != vector[5]  # rounded to float32, so the comparison above means something
+        with pytest.raises(DataError):
+            cursor.execute("SELECT %s::vector", [vector_literal([0.5, float("nan")])])
