@@ -14,7 +14,6 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 WORKER_CONN_MAX_AGE = 300
-WORKER_PREPARE_THRESHOLD = 2  # executions of the same SQL before psycopg prepares it
 
 
 @setup_logging.connect
@@ -41,9 +40,6 @@ def _persistent_database_connections(**kwargs) -> None:
     database = settings.DATABASES["default"]
     database["OPTIONS"].pop("pool", None)
     database["CONN_MAX_AGE"] = WORKER_CONN_MAX_AGE
-    # A kept connection can keep its prepared statements: PostgreSQL plans the engine's
-    # statements once per connection instead of at every step.
-    database["OPTIONS"]["prepare_threshold"] = WORKER_PREPARE_THRESHOLD
 
 
 @task_postrun.connect
