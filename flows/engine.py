@@ -59,7 +59,7 @@ from flows.nodes.base import CapabilityRefused
 from flows.policies import approval_wait, policy_for_step
 from studio.governance.audit import audit_append
 from studio.realtime import group_name, publish_on_commit
-from studio.rows import Columns, instances, select_list
+from studio.rows import Columns, insert, instances, select_list
 from studio.tenants.models import Tenant
 
 log = logging.getLogger(__name__)
@@ -144,17 +144,20 @@ def run_create(
     check_inputs(graph, inputs)
     run_timeout = graph.config(graph.trigger_id).get("run_timeout_s") if graph.trigger_id else None
     now = timezone.now()
-    run = Run.objects.create(
+    run = Run(
         tenant_id=flow.tenant_id, flow=flow, version=version, draft_graph=None if version else flow.draft,
         inputs=inputs, trigger=trigger, created_by=user, api_key=api_key, idempotency_key=idempotency_key,
         parent_step=parent_step, item_index=item_index,
         status=RunStatus.RUNNING if started else RunStatus.QUEUED, started_at=now if started else None,
         deadline_at=now + timedelta(seconds=run_timeout) if run_timeout else None,
     )  # fmt: skip
+    insert([run])
     run.tenant = flow.tenant  # already loaded by the caller: spare the engine a query
     if version is None:
         _keep_draft_graph(run.pk, graph)  # the run's copy is this very document: compile it once
-    return run, StepRun.objects.bulk_create(new_steps(run, graph))
+    steps = new_steps(run, graph)
+    insert(steps)
+    return run, steps
 
 
 def new_steps(run: Run, graph: CompiledGraph) -> list[StepRun]:
