@@ -975,13 +975,14 @@ def _step_wait(advance: Advance, step: StepRun, result: NodeResult) -> None:
     version_id = state["version_id"]
     # Ids only: the version's graph and the flow's draft are large, and compiled graphs are cached.
     flow_id = FlowVersion.objects.values_list("flow_id", flat=True).get(pk=version_id)
-    children = Run.objects.bulk_create([
+    children = [
         Run(tenant_id=advance.run.tenant_id, flow_id=flow_id, version_id=version_id, inputs=item,
             trigger="map", parent_step=step, item_index=index, created_by_id=advance.run.created_by_id)
         for index, item in enumerate(state["inputs"])
-    ])  # fmt: skip
+    ]  # fmt: skip
+    insert(children)
     graph = _compiled_version(version_id)
-    StepRun.objects.bulk_create([step for child in children for step in new_steps(child, graph)])
+    insert([step for child in children for step in new_steps(child, graph)])
     _children_go(step, state["concurrency"])
 
 

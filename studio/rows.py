@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection
@@ -95,7 +95,6 @@ def _insert_fields(model: type[Model]) -> tuple[Field, ...]:
     return tuple(f for f in model._meta.concrete_fields if f is not model._meta.auto_field)
 
 
-@lru_cache(maxsize=64)  # by row count: a flow's number of steps
 def _insert_sql(model: type[Model], count: int) -> str:
     quote = connection.ops.quote_name
     fields = _insert_fields(model)

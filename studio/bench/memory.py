@@ -132,11 +132,7 @@ def copy_items(*, table: str, tenant_id: int, namespace_id: int, vectors: Any, d
         ) as copy,
     ):
         for i, vector in enumerate(vectors):
-            literal = (
-                "[" + ",".join(f"{x:.6g}" for x in vector.tolist()) + "]"
-                if np is not None and hasattr(vector, "tolist")
-                else vector_literal(vector)
-            )
+            literal = vector_literal(vector)  # a list or a numpy row
             who = subject(i) if subject else ""
             copy.write_row((tenant_id, namespace_id, f"item {i}", literal, dims, "{}", who, "bench",
                             "2026-01-01T00:00:00Z", False))  # fmt: skip
