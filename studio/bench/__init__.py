@@ -241,10 +241,13 @@ def _stop_all(procs: list[subprocess.Popen]) -> None:
 
 
 @contextmanager
-def celery_workers(*, say: Say, io_threads: int = 16, processes: int = 2) -> Iterator[dict[str, str]]:
+def celery_workers(
+    *, say: Say, io_threads: int = 16, processes: int = 2, include: tuple[str, ...] = ()
+) -> Iterator[dict[str, str]]:
     """Start a prefork worker on the default queue and a thread-pool worker on the I/O queue, as
     ``up`` does, wait until both answer a ping, and stop them on the way out (errors and Ctrl-C
-    included). Yields ``{worker name: queue}``."""
+    included). ``include``: modules of benchmark-only tasks the workers import too. Yields
+    ``{worker name: queue}``."""
     from studio.celery import app
 
     tag = f"bench-{secrets.token_hex(3)}"
@@ -260,7 +263,8 @@ def celery_workers(*, say: Say, io_threads: int = 16, processes: int = 2) -> Ite
             log_path = log_dir / f"{name.rstrip('@')}.log"
             with open(log_path, "w") as log:
                 proc = subprocess.Popen(
-                    worker_argv(name, queue=queue, pool=pool, concurrency=concurrency),
+                    [*worker_argv(name, queue=queue, pool=pool, concurrency=concurrency),
+                     *(["--include", ",".join(include)] if include else [])],
                     cwd=settings.BASE_DIR, env=dict(os.environ), stdin=subprocess.DEVNULL, stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # Ctrl-C reaches only us; we stop them after our clean-up

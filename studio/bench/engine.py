@@ -1,7 +1,8 @@
 """``bench engine``: the flow engine next to bare Celery, on the same broker and the same workers.
 
-(a) bare Celery no-op round trips, a burst, and a chain of no-ops each sending the next from
-    the worker (as a step sends its successor): the baselines, measured in this run;
+(a) the baselines, measured in this run: bare Celery no-op round trips and a burst; a chain of
+    no-ops each sending the next from the worker, as a step sends its successor; and a chain of
+    durable floor hops, the least a step costs that keeps the execution contract (``hops``);
 (b) a 200-node chain (trigger → 198 → output), all inline steps, then all worker steps;
 (c) a 1→200 fan-out of worker steps joined by one inline step;
 (d) three-node inline runs started from 16 client threads at once for a few seconds;
@@ -48,6 +49,7 @@ from studio.bench import (
     Target,
     WebServer,
     celery_workers,
+    hops,
     other_consumers,
     percentile,
     throwaway_tenant,
@@ -178,8 +180,9 @@ def _wall_ms(run: Run) -> float:
 
 
 class EngineBench:
-    def __init__(self, *, tenant, sizes: Sizes, report: Report, say: Say) -> None:
+    def __init__(self, *, tenant, sizes: Sizes, report: Report, say: Say, schema: str = "") -> None:
         self.tenant = tenant
+        self.schema = schema  # ``hops.hop_schema``: where the baseline chains keep their rows
         self.sizes = sizes
         self.report = report
         self.say = say
@@ -246,21 +249,15 @@ class EngineBench:
             result.forget()
         return samples
 
-    def chain_hop(self, length: int, queue: str) -> float:
-        """Milliseconds per hop of a bare Celery chain of no-ops: each task, on finishing, sends the
-        next from the worker, as the engine sends a step's successor (a client round trip is not
-        that: it has no worker-side send)."""
-        from celery import chain
-
-        from studio.celery import ping
-
-        links = [ping.si().set(queue=queue, ignore_result=True) for _ in range(length - 1)]
-        started = time.perf_counter()
-        result = chain(*links, ping.si().set(queue=queue)).apply_async()
-        result.get(timeout=120)
-        elapsed = (time.perf_counter() - started) * 1000
-        result.forget()
-        return elapsed / length
+    def hop_chains(self, length: int) -> tuple[float | None, float | None]:
+        """Milliseconds per hop of a chain of bare Celery hops, then of durable floor hops
+        (``hops``), each on the I/O queue, as long as the worker chain."""
+        bare = hops.chain_ms_per_hop(self.schema, hops.bare_chain_start(self.schema, length), length)
+        floor = hops.chain_ms_per_hop(self.schema, hops.floor_chain_start(self.schema, length), length)
+        for name, value in (("bare Celery hops", bare), ("durable floor hops", floor)):
+            if value is None:
+                self.report.fail(f"a chain of {length} {name} did not end within 120 s")
+        return bare, floor
 
     def burst(self, count: int) -> float:
         """No-ops per second: fire ``count``, then wait for all of them."""
@@ -294,6 +291,7 @@ class EngineBench:
         say("warming up: a few round trips and one run of each flow")
         self.round_trips(20, default_queue)
         self.round_trips(20, io_queue)
+        self.hop_chains(20)
         self.finish(self.start(flows["worker"]), "worker chain (warm-up)")
         self.finish(self.start(flows["fanout"]), "fan-out (warm-up)")
         warm = self.start_inline_chain(flows["inline"])
@@ -307,13 +305,16 @@ class EngineBench:
 
         pings: list[float] = []
         io_pings: list[float] = []
-        hops: list[float] = []
+        bare_hops: list[float] = []
+        floor_hops: list[float] = []
         walls: dict[str, list[float]] = {"inline": [], "worker": [], "fanout": []}
         for repeat in range(sizes.repeats):
             say(f"(a)(b)(c) round {repeat + 1} of {sizes.repeats}: round trips, chains, fan-out")
             pings += self.round_trips(sizes.pings // sizes.repeats, default_queue)
             io_pings += self.round_trips(sizes.pings // sizes.repeats, io_queue)
-            hops.append(self.chain_hop(sizes.chain - 2, io_queue))
+            bare, floor = self.hop_chains(sizes.chain - 2)
+            bare_hops += [bare] if bare else []
+            floor_hops += [floor] if floor else []
             for kind in ("worker", "inline", "fanout"):
                 run = self.start_inline_chain(flows[kind]) if kind == "inline" else self.start(flows[kind])
                 done = self.finish(run, f"{kind} flow") if run is not None else None
@@ -327,7 +328,15 @@ class EngineBench:
         api = self.api_runs(self.publish("bench API flow", api_graph()))
 
         self.tally()
-        self.rows(pings=pings, io_pings=io_pings, hops=hops, per_s=per_s, walls=walls, small=small)
+        self.rows(
+            pings=pings,
+            io_pings=io_pings,
+            bare_hops=bare_hops,
+            floor_hops=floor_hops,
+            per_s=per_s,
+            walls=walls,
+            small=small,
+        )
         self.api_rows(api)
 
     def small_runs(self, flow: Flow) -> dict[str, float] | None:
@@ -461,7 +470,7 @@ class EngineBench:
 
     # -- figures -----------------------------------------------------------------------------
 
-    def rows(self, *, pings, io_pings, hops, per_s, walls, small) -> None:
+    def rows(self, *, pings, io_pings, bare_hops, floor_hops, per_s, walls, small) -> None:
         report, sizes = self.report, self.sizes
         p50, p95 = percentile(pings, 50), percentile(pings, 95)
         report.add(Row("celery_rtt_p50_ms", "Celery no-op round trip P50 (prefork)", p50, "ms",
@@ -472,9 +481,13 @@ class EngineBench:
                        REFERENCE_CELERY_PER_S, f"{REFERENCE_CELERY_PER_S:.0f} tasks/s BENCHMARKS.md"))  # fmt: skip
         report.add(Row("celery_io_rtt_p50_ms", "Celery no-op round trip P50 (threads, I/O queue)",
                        percentile(io_pings, 50), "ms", p50, f"{p50:.2f} ms prefork P50"))  # fmt: skip
-        hop = statistics.median(hops) if hops else None
-        report.add(Row("celery_chain_hop_ms", f"Celery no-op chain of {sizes.chain - 2}, per hop (I/O queue)",
+        hop = statistics.median(bare_hops) if bare_hops else None
+        report.add(Row("celery_hop_ms", f"Celery no-op sending the next, {sizes.chain - 2} hops, per hop (I/O queue)",
                        hop, "ms", p50, f"{p50:.2f} ms Celery P50"))  # fmt: skip
+        floor = statistics.median(floor_hops) if floor_hops else None
+        row = report.add(Row("durable_floor_hop_ms", "durable floor: claim, lock, write, send; per hop", floor, "ms",
+                             p50, f"{p50:.2f} ms Celery P50"))  # fmt: skip
+        self._add_ratio("durable_floor_ratio_to_celery_p50", row)
 
         inline_ms = self._per_step(walls["inline"], sizes.chain)
         row = report.add(Row(
@@ -493,10 +506,10 @@ class EngineBench:
             p50, f"{p50:.2f} ms Celery P50", (WORKER_STEP_TARGET,), error="" if worker_ms else "no successful run",
         ))  # fmt: skip
         self._add_ratio("chain_worker_ratio_to_celery_p50", row)
-        if hop:
-            row = report.add(Row("chain_worker_vs_hop", "worker step next to the bare chain hop", worker_ms,
-                                 "ms/step", hop, f"{hop:.2f} ms Celery chain hop"))  # fmt: skip
-            self._add_ratio("chain_worker_ratio_to_celery_hop", row)
+        if floor:
+            row = report.add(Row("chain_worker_vs_floor", "worker step next to the durable floor", worker_ms,
+                                 "ms/step", floor, f"{floor:.2f} ms durable floor"))  # fmt: skip
+            self._add_ratio("chain_worker_ratio_to_floor", row)
         report.add(Row("chain_worker_steps_per_s", "worker chain throughput", _per_s(worker_ms), "steps/s"))
 
         steps = sizes.fanout + 3  # trigger, the branches, the join, the output
@@ -549,13 +562,17 @@ def run(*, quick: bool, say: Say) -> Report:
         f"load average when it started: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {report.cpu_count} cores "
         "(other processes on a shared machine move these figures)"
     )
-    with throwaway_tenant("bench") as tenant, celery_workers(say=say) as workers:
+    with (
+        throwaway_tenant("bench") as tenant,
+        hops.hop_schema() as schema,
+        celery_workers(say=say, include=("studio.bench.hops",)) as workers,
+    ):
         others = other_consumers(workers)
         if others:
             report.notes.append(
                 "other workers consume these queues too and share the work measured here: "
                 + ", ".join(others)
             )
-        EngineBench(tenant=tenant, sizes=sizes, report=report, say=say).run()
+        EngineBench(tenant=tenant, sizes=sizes, report=report, say=say, schema=schema).run()
         say("stopping the workers and deleting the benchmark tenant")
     return report

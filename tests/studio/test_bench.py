@@ -9,10 +9,11 @@ import pytest
 from tests.conftest import run_bench
 
 FIGURES = [
-    "celery_rtt_p50_ms", "celery_rtt_p95_ms", "celery_tasks_per_s", "celery_io_rtt_p50_ms", "celery_chain_hop_ms",
+    "celery_rtt_p50_ms", "celery_rtt_p95_ms", "celery_tasks_per_s", "celery_io_rtt_p50_ms", "celery_hop_ms",
+    "durable_floor_hop_ms", "durable_floor_ratio_to_celery_p50",
     "chain_inline_ms_per_step", "chain_inline_steps_per_s", "chain_inline_ratio_to_langgraph",
     "chain_worker_ms_per_step", "chain_worker_steps_per_s", "chain_worker_ratio_to_celery_p50",
-    "chain_worker_ratio_to_celery_hop",
+    "chain_worker_ratio_to_floor",
     "fanout_wall_ms", "fanout_steps_per_s",
     "small_runs", "small_runs_per_s", "small_runs_ratio_to_langgraph", "small_run_p50_ms", "small_run_p95_ms",
     "api_wait_p50_ms", "api_wait_p95_ms", "api_runs_per_s",
