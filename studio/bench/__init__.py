@@ -242,12 +242,18 @@ def _stop_all(procs: list[subprocess.Popen]) -> None:
 
 @contextmanager
 def celery_workers(
-    *, say: Say, io_threads: int = 16, processes: int = 2, include: tuple[str, ...] = ()
+    *,
+    say: Say,
+    io_threads: int = 16,
+    processes: int = 2,
+    include: tuple[str, ...] = (),
+    io_queues: tuple[str, ...] = (),
 ) -> Iterator[dict[str, str]]:
     """Start a prefork worker on the default queue and a thread-pool worker on the I/O queue, as
     ``up`` does, wait until both answer a ping, and stop them on the way out (errors and Ctrl-C
-    included). ``include``: modules of benchmark-only tasks the workers import too. Yields
-    ``{worker name: queue}``."""
+    included). ``include``: modules of benchmark-only tasks the workers import too; ``io_queues``:
+    more queues for the I/O worker, where those tasks go (other workers on the I/O queue, the
+    test suite's, would not know them). Yields ``{worker name: queue}``."""
     from studio.celery import app
 
     tag = f"bench-{secrets.token_hex(3)}"
@@ -255,6 +261,7 @@ def celery_workers(
         (f"{tag}@", settings.CELERY_TASK_DEFAULT_QUEUE, "prefork", processes),
         (f"{tag}-io@", settings.CELERY_IO_QUEUE, "threads", io_threads),
     ]
+    also = {settings.CELERY_IO_QUEUE: io_queues}
     log_dir = Path(tempfile.mkdtemp(prefix="afs-bench-"))
     started: list[tuple[str, subprocess.Popen, Path]] = []
     clean = False
@@ -263,7 +270,8 @@ def celery_workers(
             log_path = log_dir / f"{name.rstrip('@')}.log"
             with open(log_path, "w") as log:
                 proc = subprocess.Popen(
-                    [*worker_argv(name, queue=queue, pool=pool, concurrency=concurrency),
+                    [*worker_argv(name, queue=",".join([queue, *also.get(queue, ())]), pool=pool,
+                                  concurrency=concurrency),
                      *(["--include", ",".join(include)] if include else [])],
                     cwd=settings.BASE_DIR, env=dict(os.environ), stdin=subprocess.DEVNULL, stdout=log,
                     stderr=subprocess.STDOUT,

@@ -14,7 +14,9 @@ Two baselines for a worker step, on the same broker, workers and database as the
   context, events, counters). A chain of these next to a chain of engine steps says how much of
   a worker step is the contract and how much is the engine.
 
-The rows live in a scratch schema (``hop_schema``) made for the run and dropped after it.
+The rows live in a scratch schema (``hop_schema``) made for the run and dropped after it. The
+tasks go to a queue of their own (``QUEUE``), which only the bench's I/O worker consumes: another
+worker on the I/O queue (the test suite's) would not know them, and the chain would never end.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 LEASE_S = 300
+QUEUE = f"{settings.CELERY_IO_QUEUE}.bench-hops"
 _TASK = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
 
 
@@ -56,7 +59,7 @@ def hop_schema() -> Iterator[str]:
 def bare_chain_start(schema: str, length: int) -> int:
     """A run of ``length`` bare hops, its first task sent; its id."""
     run_id = _run_insert(schema)
-    bare_hop.apply_async(args=[schema, run_id, length - 1], queue=settings.CELERY_IO_QUEUE)
+    bare_hop.apply_async(args=[schema, run_id, length - 1], queue=QUEUE)
     return run_id
 
 
@@ -75,7 +78,7 @@ def floor_chain_start(schema: str, length: int) -> int:
     return run_id
 
 
-def chain_ms_per_hop(schema: str, run_id: int, length: int, timeout_s: float = 120.0) -> float | None:
+def chain_ms_per_hop(schema: str, run_id: int, length: int, timeout_s: float = 30.0) -> float | None:
     """Milliseconds per hop, from the run's creation to its end; None if it did not end in time."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -99,13 +102,13 @@ def _run_end_sql(schema: str, run_id: int) -> str:
 
 
 def _send_floor(schema: str, hop_id: int) -> None:
-    floor_hop.apply_async(args=[schema, hop_id], queue=settings.CELERY_IO_QUEUE)
+    floor_hop.apply_async(args=[schema, hop_id], queue=QUEUE)
 
 
 @shared_task(name="bench.bare_hop", **_TASK)
 def bare_hop(schema: str, run_id: int, remaining: int) -> None:
     if remaining:
-        bare_hop.apply_async(args=[schema, run_id, remaining - 1], queue=settings.CELERY_IO_QUEUE)
+        bare_hop.apply_async(args=[schema, run_id, remaining - 1], queue=QUEUE)
         return
     with connection.cursor() as cursor:
         cursor.execute(_run_end_sql(schema, run_id))
