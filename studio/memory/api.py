@@ -7,7 +7,6 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
-from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -51,21 +50,6 @@ class VectorJSONParser(JSONParser):
             return orjson.loads(body)
         except (ValueError, LookupError) as exc:  # orjson.JSONDecodeError and UnicodeError are ValueErrors
             raise ParseError(f"JSON parse error - {exc}") from None
-
-
-class FastJSONRenderer(JSONRenderer):
-    """DRF's compact JSON on orjson (an ``Accept: application/json; indent=4`` still goes through
-    DRF). Types orjson does not know (lazy strings, Decimal) go to DRF's encoder; U+2028 and
-    U+2029 are escaped as DRF does, so the output stays a strict JavaScript subset."""
-
-    def render(self, data, accepted_media_type=None, renderer_context=None):
-        if data is None or self.get_indent(accepted_media_type, renderer_context or {}) is not None:
-            return super().render(data, accepted_media_type, renderer_context)
-        body = orjson.dumps(data, default=_drf_default, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS)
-        return body.replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
-
-
-_drf_default = JSONRenderer.encoder_class().default
 
 
 @extend_schema_field({"type": "array", "items": {"type": "number"}, "maxItems": services.MAX_VECTOR_DIMS})
@@ -136,7 +120,6 @@ class ItemsApi(APIView):
 
     required_permission = {"GET": READ, "*": WRITE}
     parser_classes = [VectorJSONParser]
-    renderer_classes = [FastJSONRenderer]
 
     @extend_schema(
         operation_id="memory_items_list",
@@ -225,7 +208,6 @@ class ItemDetailApi(APIView):
 class SearchApi(APIView):
     required_permission = READ
     parser_classes = [VectorJSONParser]
-    renderer_classes = [FastJSONRenderer]
 
     # The body as the OpenAPI schema documents it; ``memory_search`` checks it (one place for its
     # rules; a DRF serializer cost a fifth of a small namespace's search).

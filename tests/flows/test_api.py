@@ -65,6 +65,27 @@ class TestDrafts:
         ]
         assert Flow.objects.get(pk=flow["id"]).draft == broken  # nothing lost
 
+    def test_a_draft_comes_back_exactly_big_integers_and_line_separators_included(self, builder):
+        # Answers are written by orjson, which refuses integers beyond 64 bits: those answers go
+        # to DRF's encoder whole, so nothing is lost or turned into a float.
+        flow = create_flow(builder)
+        url = f"/api/v1/flows/{flow['id']}/draft/"
+        doc = graph(
+            [node("trigger", "trigger"), node("memo", "note", text="a\u2028b")],
+            [],
+        )
+        for big in (2**70, 7):
+            doc["meta"] = {"big": big}
+            assert (
+                builder.put(url, {"graph": doc, "revision": 1 if big > 7 else 2}, format="json").status_code
+                == 200
+            )
+            response = builder.get(url)
+            assert response.status_code == 200
+            assert b"\xe2\x80\xa8" not in response.content and b"\\u2028" in response.content
+            assert response.json()["graph"] == doc
+            assert json.loads(response.content)["graph"]["meta"]["big"] == big
+
     def test_a_stale_revision_is_a_409_and_overwrites_nothing(self, builder):
         flow = create_flow(builder)
         url = f"/api/v1/flows/{flow['id']}/draft/"
