@@ -3,6 +3,8 @@ tenant B never seeing tenant A's memory."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -242,3 +244,15 @@ def test_search_arguments_are_refused_naming_the_field(owner_api):
     assert response.status_code == 400 and "JSON object" in response.json()["error"]["message"]
     whole_numbers = owner_api.post(url, {"vector": [1] * 384, "k": 1}, format="json")
     assert whole_numbers.status_code == 200
+
+
+def test_metadata_numbers_come_back_unchanged_even_beyond_64_bits(owner_api):
+    # orjson, which parses these bodies, reads such an integer as a float; DRF's parser takes those.
+    metadata = {"big": 2**70, "negative": -(2**65), "small": 7, "ratio": 0.1}
+    body = json.dumps({"content": "a fact with numbers", "metadata": metadata})
+    added = owner_api.post(f"{BASE}/numbers/items/", body, content_type="application/json")
+    assert added.status_code == 201, added.content
+    item = added.json()
+    stored = owner_api.get(f"{BASE}/numbers/items/{item['id']}/")
+    assert stored.status_code == 200
+    assert json.loads(stored.content)["metadata"] == metadata
