@@ -57,9 +57,10 @@ from flows.models import (
 from flows.nodes import CHILD_RUN_TYPES, NodeContext, NodeError, NodeResult, NodeType, get_type
 from flows.nodes.base import CapabilityRefused
 from flows.policies import approval_wait, policy_for_step
+from studio.celery import send_tasks
 from studio.governance.audit import audit_append
 from studio.realtime import group_name, publish_on_commit
-from studio.rows import Columns, insert, instances, select_list
+from studio.rows import Columns, Trip, insert, instances, packed_transaction, select_list
 from studio.tenants.models import Tenant
 
 log = logging.getLogger(__name__)
@@ -173,12 +174,13 @@ def node_timeout(graph: CompiledGraph, node_id: str) -> float:
     return float(graph.config(node_id).get("timeout_s", node_type_of(graph, node_id).default_timeout_s))
 
 
-def run_launch(run: Run, steps: list[StepRun] | None = None) -> None:
+def run_launch(run: Run, steps: list[StepRun] | None = None, trip: Trip | None = None) -> None:
     """Make a run's trigger ready. Inside a transaction, with the run locked or just created;
-    ``steps`` (all of them, just created) spares reading them back. Launching twice is a no-op:
-    the trigger is no longer pending the second time."""
+    ``steps`` (all of them, just created) spares reading them back; ``trip``: the transaction
+    ends with the launch. Launching twice is a no-op: the trigger is no longer pending the second
+    time."""
     graph = compiled_graph(run)
-    advance = Advance(run, graph, run_changed=run.status == RunStatus.QUEUED)
+    advance = Advance(run, graph, run_changed=run.status == RunStatus.QUEUED, trip=trip)
     if run.status == RunStatus.QUEUED:
         run.status, run.started_at = RunStatus.RUNNING, timezone.now()
     if steps is not None:
@@ -198,11 +200,11 @@ def run_start(
 ) -> Run:
     """Create and start a run in one transaction (nobody else sees it before commit, so no lock);
     its first outside-world steps are enqueued on commit."""
-    with transaction.atomic():
+    with packed_transaction() as trip:
         run, steps = run_create(
             flow=flow, version=version, inputs=inputs, trigger=trigger, started=True, **kwargs
         )
-        run_launch(run, steps)
+        run_launch(run, steps, trip=trip)
     return run
 
 
@@ -225,6 +227,7 @@ class Advance:
     run_changed: bool = False  # tokens, cost or status moved: the run row needs writing
     waits: list[tuple[StepRun, Callable]] = field(default_factory=list)  # steps' wait set-ups, run last
     spent: tuple[Decimal, int] = (Decimal(0), 0)  # model spending of the steps recorded here (budget)
+    trip: Trip | None = None  # the transaction, when ``finish`` is the last thing it does
 
     def load(self, node_ids) -> None:
         missing = [] if self.complete else [nid for nid in node_ids if nid not in self.steps]
@@ -387,17 +390,12 @@ class Advance:
         self.run.finished_at = timezone.now()
 
     def finish(self) -> None:
-        """Write what changed, enqueue what became ready, and close the run if nothing is left."""
+        """Write what changed, enqueue what became ready, and close the run if nothing is left.
+        What it reads comes first (other steps' rows, which its writes do not touch), then its
+        writes go as one query string, with the transaction's COMMIT when it has a ``trip``."""
         if self.run.status in RUN_FINISHED:
             self._cancel_leftovers()
         changed = [self.steps[nid] for nid in self.dirty]
-        cost, tokens = self.spent
-        spend = (
-            [spend_statement(tenant_id=self.run.tenant_id, run_id=self.run.pk, cost_usd=cost, tokens=tokens)]
-            if cost or tokens
-            else []
-        )
-        save_steps(changed, also=spend)
         if self.run.status not in RUN_FINISHED and not self._anything_left():
             self.run.status = RunStatus.SUCCEEDED
             self.run.outputs = self._outputs()
@@ -409,11 +407,22 @@ class Advance:
             status = RunStatus.RUNNING if self._anything_running() else RunStatus.WAITING
             self.run_changed |= status != self.run.status
             self.run.status = status
+        cost, tokens = self.spent
+        also = []  # more statements for the steps' query string
+        if cost or tokens:
+            also.append(
+                spend_statement(
+                    tenant_id=self.run.tenant_id, run_id=self.run.pk, cost_usd=cost, tokens=tokens
+                )
+            )
         if self.run_changed:
-            save_run(self.run)
-        for step, set_up in self.waits:
-            if step.status == StepStatus.WAITING:  # not cancelled with its run meanwhile
-                set_up(self.run, step)
+            also.append((_SAVE_RUN.sql, _SAVE_RUN.params(self.run)))
+        waits = [(step, set_up) for step, set_up in self.waits if step.status == StepStatus.WAITING]
+        if self.trip is not None and not waits:
+            self.trip.commit_with_next()
+        save_steps(changed, also=also)
+        for step, set_up in waits:  # not cancelled with its run meanwhile; after the engine's writes
+            set_up(self.run, step)
         if self.to_enqueue and self.run.status not in RUN_FINISHED:
             enqueue_on_commit(self.graph, self.to_enqueue)
         if self.run.status in RUN_FINISHED and self.run.parent_step_id:
@@ -593,12 +602,6 @@ def save_steps(steps: list[StepRun], also: list[tuple[str, list]] = ()) -> None:
 _SAVE_IN_ONE_STRING = 8
 
 
-def save_run(run: Run) -> None:
-    """Write what moves on a run (``RUN_FIELDS``), as ``save_steps`` writes steps."""
-    with connection.cursor() as cursor:
-        cursor.execute(_SAVE_RUN.sql, _SAVE_RUN.params(run))
-
-
 def _json_dumps(value: Any) -> str:
     return json.dumps(value, cls=DjangoJSONEncoder)
 
@@ -636,8 +639,10 @@ def enqueue_on_commit(graph: CompiledGraph, steps: list[StepRun]) -> None:
 
     def send() -> None:
         task = _tasks().step_execute_task
+        send_tasks(task, [([step_id], queue) for step_id, queue, countdown in jobs if not countdown])
         for step_id, queue, countdown in jobs:
-            task.apply_async(args=[step_id], queue=queue, countdown=countdown or None)
+            if countdown:  # a retry's backoff: Celery holds it until then (seconds, not the long waits)
+                task.apply_async(args=[step_id], queue=queue, countdown=countdown)
 
     transaction.on_commit(send)
 
@@ -893,7 +898,7 @@ def step_finish(
     error: NodeError | None = None, inputs: dict | None = None, elapsed_ms: float | None = None,
 ) -> bool:  # fmt: skip
     """Record a step's outcome if this worker still holds its lease; False when it lost it."""
-    with transaction.atomic():
+    with packed_transaction() as trip:
         # Lock the run first, then read the step in a fresh statement: every change to a running
         # step (cancel, the sweeper's re-queue) is made under this same lock, so what we read holds.
         # Its successors come along: deciding them is the next thing the engine does.
@@ -909,7 +914,7 @@ def step_finish(
         if run.status in RUN_FINISHED:
             return False  # the run was cancelled
         step.inputs = inputs or None
-        advance = Advance(run, graph, steps=steps)
+        advance = Advance(run, graph, steps=steps, trip=trip)
         if error is not None:
             advance.step_failed(step, error, elapsed_ms=elapsed_ms)
             if isinstance(error, CapabilityRefused):

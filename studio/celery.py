@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import uuid
+from collections.abc import Sequence
+from functools import cache
 
-from celery import Celery
+import redis
+from celery import Celery, Task
 from celery.signals import setup_logging, task_postrun, worker_init
+from celery.utils.nodenames import anon_nodename
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
 
@@ -56,3 +63,72 @@ def _connections_tidy(**kwargs) -> None:
 def ping() -> str:
     """A no-op round trip, used by health checks and the Celery baseline benchmark."""
     return "pong"
+
+
+# -- sending tasks without Celery's publishing layers -------------------------------------------
+
+_REDIS_SCHEMES = ("redis://", "rediss://")
+_BODY_TAIL = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+
+
+def send_tasks(task: Task, calls: Sequence[tuple[list, str]]) -> list[str]:
+    """Send one ``task`` per ``(args, queue)``, as ``task.apply_async(args, queue=queue)`` would,
+    all in one round trip: the message ``apply_async`` builds (Celery's protocol 2, in kombu's
+    Redis envelope), pushed onto the queue's Redis list. ``apply_async`` spends about 0.3 ms of
+    CPU per task above that in Celery's and kombu's layers (configuration read through Django's
+    settings, the queue declared again, retry wrappers): a tenth of a worker step. Another broker
+    goes through ``apply_async``. Left out: the ``before/after_task_publish`` signals (nothing
+    here listens) and the sending task's id as ``parent_id`` (nothing reads it).
+    ``tests/studio/test_celery.py`` holds the message to ``apply_async``'s, field by field.
+    Returns the tasks' ids."""
+    if not app.conf.broker_url.startswith(_REDIS_SCHEMES):
+        return [task.apply_async(args=args, queue=queue).id for args, queue in calls]
+    prefix, time_limits = _envelope_constants()
+    origin = anon_nodename()
+    ids = [str(uuid.uuid4()) for _ in calls]
+    messages = [
+        (prefix + queue, _message(task, task_id, args, queue, time_limits, origin))
+        for task_id, (args, queue) in zip(ids, calls, strict=True)
+    ]
+    client = _broker_client()
+    if len(messages) == 1:
+        client.lpush(*messages[0])
+    elif messages:
+        with client.pipeline(transaction=False) as pipe:
+            for key, message in messages:
+                pipe.lpush(key, message)
+            pipe.execute()
+    return ids
+
+
+def _message(task: Task, task_id: str, args: list, queue: str, time_limits: list, origin: str) -> bytes:
+    body = json.dumps([args, {}, _BODY_TAIL]).encode()
+    return json.dumps({
+        "body": base64.b64encode(body).decode(),
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": {
+            "lang": "py", "task": task.name, "id": task_id, "shadow": None, "eta": None, "expires": None,
+            "group": None, "group_index": None, "retries": 0, "timelimit": time_limits, "root_id": task_id,
+            "parent_id": None, "argsrepr": repr(args) if args else "()", "kwargsrepr": "{}", "origin": origin,
+            "ignore_result": bool(task.ignore_result), "replaced_task_nesting": 0, "stamped_headers": None,
+            "stamps": {},
+        },
+        "properties": {
+            "correlation_id": task_id, "reply_to": "", "delivery_mode": 2,
+            "delivery_info": {"exchange": "", "routing_key": queue}, "priority": 0,
+            "body_encoding": "base64", "delivery_tag": str(uuid.uuid4()),
+        },
+    }).encode()  # fmt: skip
+
+
+@cache
+def _envelope_constants() -> tuple[str, list]:
+    conf = app.conf
+    prefix = (conf.broker_transport_options or {}).get("global_keyprefix", "")
+    return prefix, [conf.task_time_limit, conf.task_soft_time_limit]
+
+
+@cache
+def _broker_client() -> redis.Redis:
+    return redis.Redis.from_url(app.conf.broker_url, socket_timeout=5, socket_connect_timeout=5)

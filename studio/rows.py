@@ -7,13 +7,15 @@ about half its time building SQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connection
+from django.db import DEFAULT_DB_ALIAS, connection, transaction
 from django.db.models import Field, Model
+from django.db.transaction import TransactionManagementError
 
 
 @dataclass(frozen=True)
@@ -103,3 +105,63 @@ def _insert_sql(model: type[Model], count: int) -> str:
         f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
         f"VALUES {', '.join([row] * count)} RETURNING {quote(model._meta.pk.column)}"
     )
+
+
+class Trip:
+    """The statements of one ``packed_transaction``: BEGIN goes with the first of them, and COMMIT
+    with the one the code marks as its last (``commit_with_next``). Installed as the connection's
+    execute wrapper for the block."""
+
+    def __init__(self, *, active: bool) -> None:
+        self.active = active  # False inside an outer transaction: its BEGIN and COMMIT are not ours
+        self.begun = False
+        self.committed = False
+        self._commit_next = False
+
+    def commit_with_next(self) -> None:
+        """COMMIT travels with the next single statement (not an executemany), which must be the
+        block's last: a statement after it would run outside the transaction, so it raises."""
+        self._commit_next = self.active
+
+    def __call__(self, execute, sql, params, many, context):
+        if self.committed:
+            raise TransactionManagementError(
+                "a statement after the COMMIT sent with this transaction's last statement"
+            )
+        begin = not self.begun
+        self.begun = True
+        if many:  # executemany carries no other statement
+            if begin:
+                execute("BEGIN", None, False, context)
+            return execute(sql, params, many, context)
+        commit, self._commit_next = self._commit_next, False
+        if not (begin or commit):
+            return execute(sql, params, many, context)
+        result = execute(
+            f"{'BEGIN;' if begin else ''}{sql}{';COMMIT' if commit else ''}", params, many, context
+        )
+        if begin:
+            context["cursor"].nextset()  # past BEGIN's empty result, to the caller's first
+        self.committed = commit
+        return result
+
+
+@contextmanager
+def packed_transaction() -> Iterator[Trip]:
+    """``transaction.atomic()`` in two fewer round trips: psycopg sends BEGIN on its own before the
+    first statement and Django COMMIT on its own at the end, each a wait on the server (together
+    a quarter of a millisecond, a tenth of a worker step). Here BEGIN is sent with the first
+    statement and COMMIT with the one marked last; when none is marked, Django commits as usual.
+    On an error Django rolls back as usual (psycopg sends ROLLBACK whenever the server is in a
+    transaction). Hooks from ``transaction.on_commit`` run after the block, as with ``atomic``.
+    Inside an outer transaction this is a plain ``atomic`` (a savepoint)."""
+    with transaction.atomic():
+        trip = Trip(active=len(connection.atomic_blocks) == 1)
+        if not trip.active:
+            yield trip
+            return
+        # Django believes it is in a transaction (its on_commit hooks wait for the block's end);
+        # psycopg, left in autocommit, sends no BEGIN of its own: the first statement carries it.
+        connection.connection.autocommit = True
+        with connection.execute_wrapper(trip):
+            yield trip

@@ -10,7 +10,8 @@ Two baselines for a worker step, on the same broker, workers and database as the
 - ``floor_hop``: the least a step costs that keeps DESIGN.md's execution contract: claim with a
   compare-and-set carrying a lease (one statement); then, in a transaction, lock the run, read
   the step and its successor, write the step finished and the successor queued; on commit, send
-  the successor's task. The engine's round trips and send, without its Python (graph, node,
+  the successor's task. The engine's round trips (its transaction packed as the engine packs
+  it, ``packed_transaction``) and send (``send_tasks``), without its Python (graph, node,
   context, events, counters). A chain of these next to a chain of engine steps says how much of
   a worker step is the contract and how much is the engine.
 
@@ -29,6 +30,9 @@ from contextlib import contextmanager
 from celery import shared_task
 from django.conf import settings
 from django.db import connection, transaction
+
+from studio.celery import send_tasks
+from studio.rows import packed_transaction
 
 LEASE_S = 300
 QUEUE = f"{settings.CELERY_IO_QUEUE}.bench-hops"
@@ -102,7 +106,7 @@ def _run_end_sql(schema: str, run_id: int) -> str:
 
 
 def _send_floor(schema: str, hop_id: int) -> None:
-    floor_hop.apply_async(args=[schema, hop_id], queue=QUEUE)
+    send_tasks(floor_hop, [([schema, hop_id], QUEUE)])
 
 
 @shared_task(name="bench.bare_hop", **_TASK)
@@ -128,7 +132,7 @@ def floor_hop(schema: str, hop_id: int) -> None:
     if claimed is None:
         return
     run_id, seq = claimed
-    with transaction.atomic(), connection.cursor() as cursor:
+    with packed_transaction() as trip, connection.cursor() as cursor:
         cursor.execute(
             f"SELECT status FROM {schema}.run WHERE id = %s FOR UPDATE;"
             f"SELECT id, seq, status, lease_token FROM {schema}.hop WHERE run_id = %s AND seq IN (%s, %s + 1)",
@@ -149,4 +153,5 @@ def floor_hop(schema: str, hop_id: int) -> None:
         else:
             statements.append(f"UPDATE {schema}.hop SET status = 'queued' WHERE id = {int(after[0])}")
             transaction.on_commit(lambda next_id=int(after[0]): _send_floor(schema, next_id))
+        trip.commit_with_next()
         cursor.execute(";".join(statements))

@@ -5,11 +5,14 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.db import connection, transaction
+from django.db.transaction import TransactionManagementError
 from django.utils import timezone
+from psycopg import pq
 
 from flows.graph import graph_doc, node_doc
 from flows.models import Run, StepRun
-from studio.rows import insert
+from studio.rows import insert, packed_transaction
 from tests.factories import make_tenant
 from tests.flows.helpers import published_flow
 
@@ -53,3 +56,91 @@ def test_inserted_rows_get_their_ids_defaults_and_prepared_values():
 def test_inserting_nothing_sends_nothing(django_assert_num_queries):
     with django_assert_num_queries(0):
         insert([])
+
+
+# -- packed_transaction ---------------------------------------------------------------------
+
+
+def _queries_sent(fn) -> list[str]:
+    """What the client sent to PostgreSQL while ``fn`` ran, one entry per Query message (each a
+    wait for the server), from libpq's own protocol trace."""
+    import tempfile
+
+    connection.ensure_connection()
+    pgconn = connection.connection.pgconn
+    with tempfile.TemporaryFile(mode="w+") as trace:
+        pgconn.trace(trace.fileno())
+        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+        try:
+            fn()
+        finally:
+            pgconn.untrace()
+        trace.seek(0)
+        return [
+            line.split("Query", 1)[1].strip() for line in trace if "\tQuery\t" in line or " Query " in line
+        ]
+
+
+def _count(tenant_id: int) -> int:
+    return Run.objects.filter(tenant_id=tenant_id).count()
+
+
+def _insert_run(flow) -> None:
+    run = Run(tenant=flow.tenant, flow=flow, inputs={}, trigger="api")
+    insert([run])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_packed_transaction_sends_begin_and_commit_with_its_statements():
+    tenant = make_tenant()
+    flow = published_flow(tenant, graph_doc([node_doc("trigger", "trigger")], []))
+    committed: list[bool] = []
+
+    def work():
+        with packed_transaction() as trip:
+            _insert_run(flow)
+            transaction.on_commit(lambda: committed.append(True))
+            trip.commit_with_next()
+            _insert_run(flow)
+            assert connection.connection.info.transaction_status == pq.TransactionStatus.IDLE
+            assert not committed  # hooks wait for the block's end, as with atomic
+            with pytest.raises(TransactionManagementError):
+                _insert_run(flow)  # it would run outside the transaction
+
+    queries = _queries_sent(work)
+    assert len(queries) == 2, queries
+    assert queries[0].lstrip('"').startswith("BEGIN;") and queries[1].rstrip('"').endswith(";COMMIT")
+    assert committed == [True] and _count(tenant.pk) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_packed_transaction_rolls_back_on_an_error_and_commits_unmarked():
+    tenant = make_tenant()
+    flow = published_flow(tenant, graph_doc([node_doc("trigger", "trigger")], []))
+    with pytest.raises(RuntimeError), packed_transaction():
+        _insert_run(flow)
+        _insert_run(flow)
+        raise RuntimeError("the work failed")
+    assert _count(tenant.pk) == 0
+    assert connection.connection.info.transaction_status == pq.TransactionStatus.IDLE
+
+    def unmarked():
+        with packed_transaction():
+            _insert_run(flow)
+
+    queries = _queries_sent(unmarked)
+    assert [q.strip('"') for q in queries][1:] == ["COMMIT"]  # Django's own COMMIT, no BEGIN of psycopg's
+    assert _count(tenant.pk) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_inside_an_outer_transaction_it_is_a_savepoint_of_it():
+    tenant = make_tenant()
+    flow = published_flow(tenant, graph_doc([node_doc("trigger", "trigger")], []))
+    with pytest.raises(RuntimeError), transaction.atomic():
+        with packed_transaction() as trip:
+            assert not trip.active
+            trip.commit_with_next()
+            _insert_run(flow)  # no COMMIT sent: the outer transaction's
+        raise RuntimeError("the outer work failed")
+    assert _count(tenant.pk) == 0
