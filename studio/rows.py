@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, transaction
 from django.db.models import Field, Model
+from django.db.models.base import ModelState
+from django.db.models.signals import post_init, pre_init
 from django.db.transaction import TransactionManagementError
 
 
@@ -47,14 +49,37 @@ class Columns:
     def converted(self, values: Sequence[Any]) -> list[Any]:
         """Python values from database values (JSON decoded), as the ORM would give them."""
         return [
-            field.from_db_value(value, None, connection)
-            if value is not None and hasattr(field, "from_db_value")
-            else value
-            for field, value in zip(self.fields, values, strict=True)
+            value if convert is None or value is None else convert(value, None, connection)
+            for convert, value in zip(self._converters, values, strict=True)
         ]
 
     def instance(self, values: Sequence[Any]) -> Model:
-        return self.model.from_db(DEFAULT_DB_ALIAS, [f.attname for f in self.fields], self.converted(values))
+        """A model instance from a row, as ``Model.from_db`` makes it (fields left out load on
+        access), with its fields set straight into ``__dict__``: ``Model.__init__`` goes through
+        every field's descriptor and two signals, 12 µs for a step row against 2 µs here. Only for
+        models that no ``pre_init``/``post_init`` receiver watches; the others get ``from_db``."""
+        converted = self.converted(values)
+        if not self._plain:
+            return self.model.from_db(DEFAULT_DB_ALIAS, self._attnames, converted)
+        instance = self.model.__new__(self.model)
+        instance.__dict__.update(zip(self._attnames, converted, strict=True))
+        state = instance._state = ModelState()
+        state.adding, state.db = False, DEFAULT_DB_ALIAS
+        return instance
+
+    @cached_property
+    def _attnames(self) -> list[str]:
+        return [field.attname for field in self.fields]
+
+    @cached_property
+    def _converters(self) -> list[Any]:
+        return [getattr(field, "from_db_value", None) for field in self.fields]
+
+    @cached_property
+    def _plain(self) -> bool:
+        """Whether instances may skip ``Model.__init__`` (asked at first use, when every app has
+        connected its receivers)."""
+        return not (pre_init.has_listeners(self.model) or post_init.has_listeners(self.model))
 
 
 def select_list(*parts: Columns) -> str:

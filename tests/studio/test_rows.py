@@ -12,7 +12,7 @@ from psycopg import pq
 
 from flows.graph import graph_doc, node_doc
 from flows.models import Run, StepRun
-from studio.rows import insert, packed_transaction
+from studio.rows import Columns, insert, packed_transaction
 from tests.factories import make_tenant
 from tests.flows.helpers import published_flow
 
@@ -144,3 +144,31 @@ def test_inside_an_outer_transaction_it_is_a_savepoint_of_it():
             _insert_run(flow)  # no COMMIT sent: the outer transaction's
         raise RuntimeError("the outer work failed")
     assert _count(tenant.pk) == 0
+
+
+# -- Columns.instance ----------------------------------------------------------------------
+
+
+def test_an_instance_from_a_row_is_the_one_the_orm_reads():
+    tenant = make_tenant()
+    flow = published_flow(tenant, graph_doc([node_doc("trigger", "trigger")], []))
+    run = Run(tenant=tenant, flow=flow, inputs={"n": [1, 2]}, trigger="api", cost_usd=Decimal("0.5"))
+    insert([run])
+    step = StepRun(run=run, node_id="a", node_type="llm", idempotency_key="k", output={"text": "é"})
+    insert([step])
+    columns = Columns.of(StepRun, "s", defer=["inputs"])
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns.sql} FROM {columns.table} WHERE s.id = %s", [step.pk])
+        made = columns.instance(cursor.fetchone())
+    orm = StepRun.objects.get(pk=step.pk)
+    assert made.__class__ is StepRun and not made._state.adding and made._state.db == "default"
+    for field in StepRun._meta.concrete_fields:
+        if field.name != "inputs":
+            assert getattr(made, field.attname) == getattr(orm, field.attname), field.name
+    assert made.get_deferred_fields() == {"inputs"}
+    assert made.inputs is None  # a deferred field loads on access, as after .defer()
+    assert made.run.inputs == {"n": [1, 2]}  # relations load as usual
+    made.output = {"text": "changed"}
+    made.save(update_fields=["output"])  # an UPDATE of the existing row, not an INSERT
+    assert StepRun.objects.get(pk=step.pk).output == {"text": "changed"}
+    assert StepRun.objects.filter(run=run).count() == 1
