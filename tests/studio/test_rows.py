@@ -172,3 +172,25 @@ def test_an_instance_from_a_row_is_the_one_the_orm_reads():
     made.save(update_fields=["output"])  # an UPDATE of the existing row, not an INSERT
     assert StepRun.objects.get(pk=step.pk).output == {"text": "changed"}
     assert StepRun.objects.filter(run=run).count() == 1
+
+
+def test_the_engines_long_statements_are_parsed_once():
+    """psycopg keeps parsed query strings of up to ``MAX_CACHED_STATEMENT_PARAMS`` parameters,
+    50 unless raised (``studio.apps``): a run's three steps inserted at once have 72."""
+    from psycopg import _queries
+
+    tenant = make_tenant()
+    flow = published_flow(tenant, graph_doc([node_doc("trigger", "trigger")], []))
+    run = Run(tenant=tenant, flow=flow, inputs={}, trigger="api")
+    insert([run])
+
+    def three_steps(tag: str) -> None:
+        insert(
+            [StepRun(run=run, node_id=f"{tag}{i}", node_type="llm", idempotency_key=tag) for i in range(3)]
+        )
+
+    three_steps("a")
+    before = _queries._query2pg_client.cache_info()
+    three_steps("b")
+    after = _queries._query2pg_client.cache_info()
+    assert after.hits == before.hits + 1 and after.misses == before.misses
