@@ -257,6 +257,18 @@ def flow_by_webhook_token(*, token: str) -> Flow:
     )
 
 
+_RUN_STATUS_SQL = f"SELECT status FROM {connection.ops.quote_name(Run._meta.db_table)} WHERE id = %s"
+
+
+def run_status(run_id: int) -> str | None:
+    """A run's status as it stands, None when it is gone: one short statement, asked on every
+    ``?wait`` call (the ORM's compiling cost more than PostgreSQL answering)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_RUN_STATUS_SQL, [run_id])
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
 def run_wait(*, run: Run, timeout_s: float) -> bool:
     """Block until the run ends or ``timeout_s`` passes; True when it ended. ``run`` as its
     caller last saw it (a small flow often ended inline, before anyone waits). Woken by the
@@ -268,10 +280,7 @@ def run_wait(*, run: Run, timeout_s: float) -> bool:
     with GroupListener(group_name("run", run.pk)) as listener:
         event: dict | None = None
         while True:
-            if event is None:
-                status = Run.objects.filter(pk=run.pk).values_list("status", flat=True).first()
-            else:
-                status = (event.get("run") or {}).get("status")
+            status = run_status(run.pk) if event is None else (event.get("run") or {}).get("status")
             if status in RUN_FINISHED:
                 return True
             remaining = deadline - time.monotonic()

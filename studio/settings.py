@@ -235,6 +235,8 @@ STEP_LEASE_MARGIN_S = env_int("STEP_LEASE_MARGIN_S", 30)
 STEP_STALE_QUEUED_S = env_int("STEP_STALE_QUEUED_S", 300)
 CELERY_BEAT_SCHEDULE_FILENAME = str(STUDIO_DATA_DIR / "celerybeat-schedule")
 
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -253,5 +255,14 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL") or "INFO"},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # Celery's two lines per task ("received", "succeeded in"): a step is its own task, its
+        # trace is in the database, and at hundreds of steps a second they were 4% of a worker's
+        # CPU. Failures are still logged (ERROR).
+        **{
+            name: {"level": env_choice("CELERY_TASK_LOG_LEVEL", _LOG_LEVELS, "warning").upper()}
+            for name in ("celery.app.trace", "celery.worker.strategy")
+        },
+    },
 }

@@ -106,6 +106,10 @@ def test_production_values_pass_check_deploy():
         ({"REDIS_URL": "http://cache:6379"}, "error: REDIS_URL must start with redis://"),
         ({"DEBUG": "perhaps"}, "error: DEBUG must be a boolean"),
         ({"STUDIO_LOG_FORMAT": "xml"}, "error: STUDIO_LOG_FORMAT must be one of plain, json"),
+        (
+            {"CELERY_TASK_LOG_LEVEL": "loud"},
+            "error: CELERY_TASK_LOG_LEVEL must be one of debug, info, warning, error",
+        ),
     ],
 )
 def test_bad_configuration_ends_with_one_clear_line(override, expected):
@@ -119,3 +123,18 @@ def test_a_wrong_encryption_key_is_a_system_check_error():
     result = run_manage("check", env={**PRODUCTION, "STUDIO_ENCRYPTION_KEY": "not-a-fernet-key"})
     assert result.returncode == 1
     assert "tenants.E001" in result.stderr
+
+
+def test_celery_logs_a_task_only_when_it_fails_unless_asked():
+    from django.conf import settings
+
+    loggers = settings.LOGGING["loggers"]
+    assert loggers["celery.app.trace"]["level"] == loggers["celery.worker.strategy"]["level"] == "WARNING"
+    result = run_manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.LOGGING['loggers']['celery.app.trace'])",
+        env={**PRODUCTION, "CELERY_TASK_LOG_LEVEL": "info"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "'INFO'" in result.stdout
