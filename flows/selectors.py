@@ -257,7 +257,8 @@ def flow_by_webhook_token(*, token: str) -> Flow:
     )
 
 
-_RUN_STATUS_SQL = f"SELECT status FROM {connection.ops.quote_name(Run._meta.db_table)} WHERE id = %s"
+_RUN_STATUS = Columns.of(Run, "r", only=["status"])
+_RUN_STATUS_SQL = f"SELECT {_RUN_STATUS.sql} FROM {_RUN_STATUS.table} WHERE r.id = %s"
 
 
 def run_status(run_id: int) -> str | None:

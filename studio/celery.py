@@ -81,9 +81,10 @@ def send_tasks(task: Task, calls: Sequence[tuple[list, str]]) -> list[str]:
     here listens) and the sending task's id as ``parent_id`` (nothing reads it).
     ``tests/studio/test_celery.py`` holds the message to ``apply_async``'s, field by field.
     Returns the tasks' ids."""
-    if not app.conf.broker_url.startswith(_REDIS_SCHEMES):
+    envelope = _redis_envelope()
+    if envelope is None:
         return [task.apply_async(args=args, queue=queue).id for args, queue in calls]
-    prefix, time_limits = _envelope_constants()
+    prefix, time_limits = envelope
     origin = anon_nodename()
     ids = [str(uuid.uuid4()) for _ in calls]
     messages = [
@@ -123,8 +124,12 @@ def _message(task: Task, task_id: str, args: list, queue: str, time_limits: list
 
 
 @cache
-def _envelope_constants() -> tuple[str, list]:
+def _redis_envelope() -> tuple[str, list] | None:
+    """The queue keys' prefix and the time limits, read from Celery's configuration once (each
+    read goes through Django's settings); None when the broker is not Redis."""
     conf = app.conf
+    if not conf.broker_url.startswith(_REDIS_SCHEMES):
+        return None
     prefix = (conf.broker_transport_options or {}).get("global_keyprefix", "")
     return prefix, [conf.task_time_limit, conf.task_soft_time_limit]
 

@@ -19,9 +19,14 @@ from tests.flows.helpers import published_flow
 pytestmark = pytest.mark.django_db
 
 
+def _trigger_flow():
+    """A published flow of a new tenant (``flow.tenant``) with only a trigger: something for runs to belong to."""
+    return published_flow(make_tenant(), graph_doc([node_doc("trigger", "trigger")], []))
+
+
 def test_inserted_rows_get_their_ids_defaults_and_prepared_values():
-    tenant = make_tenant()
-    flow = published_flow(tenant, graph_doc([node_doc("trigger", "trigger")], []))
+    flow = _trigger_flow()
+    tenant = flow.tenant
     before = timezone.now()
     run = Run(
         tenant=tenant,
@@ -92,8 +97,8 @@ def _insert_run(flow) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_packed_transaction_sends_begin_and_commit_with_its_statements():
-    tenant = make_tenant()
-    flow = published_flow(tenant, graph_doc([node_doc("trigger", "trigger")], []))
+    flow = _trigger_flow()
+    tenant = flow.tenant
     committed: list[bool] = []
 
     def work():
@@ -115,8 +120,8 @@ def test_a_packed_transaction_sends_begin_and_commit_with_its_statements():
 
 @pytest.mark.django_db(transaction=True)
 def test_a_packed_transaction_rolls_back_on_an_error_and_commits_unmarked():
-    tenant = make_tenant()
-    flow = published_flow(tenant, graph_doc([node_doc("trigger", "trigger")], []))
+    flow = _trigger_flow()
+    tenant = flow.tenant
     with pytest.raises(RuntimeError), packed_transaction():
         _insert_run(flow)
         _insert_run(flow)
@@ -135,8 +140,8 @@ def test_a_packed_transaction_rolls_back_on_an_error_and_commits_unmarked():
 
 @pytest.mark.django_db(transaction=True)
 def test_inside_an_outer_transaction_it_is_a_savepoint_of_it():
-    tenant = make_tenant()
-    flow = published_flow(tenant, graph_doc([node_doc("trigger", "trigger")], []))
+    flow = _trigger_flow()
+    tenant = flow.tenant
     with pytest.raises(RuntimeError), transaction.atomic():
         with packed_transaction() as trip:
             assert not trip.active
@@ -150,8 +155,8 @@ def test_inside_an_outer_transaction_it_is_a_savepoint_of_it():
 
 
 def test_an_instance_from_a_row_is_the_one_the_orm_reads():
-    tenant = make_tenant()
-    flow = published_flow(tenant, graph_doc([node_doc("trigger", "trigger")], []))
+    flow = _trigger_flow()
+    tenant = flow.tenant
     run = Run(tenant=tenant, flow=flow, inputs={"n": [1, 2]}, trigger="api", cost_usd=Decimal("0.5"))
     insert([run])
     step = StepRun(run=run, node_id="a", node_type="llm", idempotency_key="k", output={"text": "é"})
@@ -179,8 +184,8 @@ def test_the_engines_long_statements_are_parsed_once():
     50 unless raised (``studio.apps``): a run's three steps inserted at once have 72."""
     from psycopg import _queries
 
-    tenant = make_tenant()
-    flow = published_flow(tenant, graph_doc([node_doc("trigger", "trigger")], []))
+    flow = _trigger_flow()
+    tenant = flow.tenant
     run = Run(tenant=tenant, flow=flow, inputs={}, trigger="api")
     insert([run])
 
