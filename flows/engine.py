@@ -59,7 +59,7 @@ from flows.nodes.base import CapabilityRefused
 from flows.policies import approval_wait, policy_for_step
 from studio.celery import send_tasks
 from studio.governance.audit import audit_append
-from studio.realtime import group_name, publish_on_commit
+from studio.realtime import group_name, one_write, publish, publish_on_commit
 from studio.rows import Columns, Trip, insert, instances, packed_transaction, select_list
 from studio.tenants.models import Tenant
 
@@ -427,11 +427,17 @@ class Advance:
             enqueue_on_commit(self.graph, self.to_enqueue)
         if self.run.status in RUN_FINISHED and self.run.parent_step_id:
             transaction.on_commit(lambda run_id=self.run.pk: _tasks().child_run_finished_task.delay(run_id))
-        publish_on_commit(group_name("run", self.run.pk), run_event(self.run, changed))
-        if _STEPS_RECORDED_HOOKS:
-            ended = [s for s in changed if s.status not in STEP_ACTIVE]
-            if ended or self.run.status in RUN_FINISHED:
-                transaction.on_commit(lambda run=self.run: _steps_recorded(run, ended))
+        event = run_event(self.run, changed)
+        ended = [s for s in changed if s.status not in STEP_ACTIVE]
+        recorded = bool(_STEPS_RECORDED_HOOKS) and (bool(ended) or self.run.status in RUN_FINISHED)
+
+        def after_commit(run=self.run) -> None:
+            with one_write():  # the event and the hooks' counters: one socket write
+                publish(group_name("run", run.pk), event)
+                if recorded:
+                    _steps_recorded(run, ended)
+
+        transaction.on_commit(after_commit)
 
     def _cancel_leftovers(self) -> None:
         now = timezone.now()
@@ -477,6 +483,8 @@ class Advance:
         running = (StepStatus.QUEUED, StepStatus.RUNNING)
         if any(self.steps[nid].status in running for nid in self.dirty):
             return True
+        if self.complete:
+            return any(step.status in running for step in self.steps.values())
         return (
             StepRun.objects.filter(run=self.run, status__in=running).exclude(node_id__in=self.dirty).exists()
         )
@@ -635,14 +643,14 @@ def enqueue_on_commit(graph: CompiledGraph, steps: list[StepRun]) -> None:
     now = timezone.now()
     for step in steps:
         countdown = max(0.0, (step.retry_at - now).total_seconds()) if step.retry_at else 0
-        jobs.append((step.pk, node_type_of(graph, step.node_id).queue, countdown))
+        jobs.append(([step.pk, step.run_id], node_type_of(graph, step.node_id).queue, countdown))
 
     def send() -> None:
         task = _tasks().step_execute_task
-        send_tasks(task, [([step_id], queue) for step_id, queue, countdown in jobs if not countdown])
-        for step_id, queue, countdown in jobs:
+        send_tasks(task, [(args, queue) for args, queue, countdown in jobs if not countdown])
+        for args, queue, countdown in jobs:
             if countdown:  # a retry's backoff: Celery holds it until then (seconds, not the long waits)
-                task.apply_async(args=[step_id], queue=queue, countdown=countdown)
+                task.apply_async(args=args, queue=queue, countdown=countdown)
 
     transaction.on_commit(send)
 
@@ -721,6 +729,10 @@ _RELOCK_RUN_SQL = (
     f"SELECT {_RUN_MOVING.sql} FROM {_RUN_MOVING.table} WHERE r.id = %(run)s FOR UPDATE; "
     f"SELECT {_STEP.sql} FROM {_STEP.table} WHERE s.run_id = %(run)s AND s.node_id = ANY(%(nodes)s)"
 )
+_RELOCK_RUN_ALL_SQL = _RELOCK_RUN_SQL.replace(" AND s.node_id = ANY(%(nodes)s)", "")
+# A run of at most this many steps is read whole when a step finishes: the few extra rows cost
+# less than the round trips that deciding its successors and its end would otherwise make.
+WHOLE_RUN_STEPS = 12
 _OTHER_STEPS_SQL = f"SELECT {_STEP.sql} FROM {_STEP.table} WHERE s.run_id = %s AND NOT s.node_id = ANY(%s)"
 _RUN_NOW_SQL = (
     f"SELECT {_RUN_MOVING.sql} FROM {_RUN_MOVING.table} WHERE r.id = %(run)s; "
@@ -740,6 +752,8 @@ _CLAIM_SQL = f"""
         AND (s.retry_at IS NULL OR s.retry_at <= %(now)s + interval '1 second')
     RETURNING {_STEP.sql}, (SELECT r.status FROM {_RUN.table} WHERE r.id = s.run_id)
 """  # fmt: skip
+
+_CLAIM_WITH_CONTEXT_SQL = f"{_CLAIM_SQL}; {_RUN_CONTEXT_SQL.replace('%s', '%(run)s')}"
 
 # Per process: the rows of runs whose steps this worker executes (see ``run_context``).
 RUN_CONTEXT_TTL_S = 2.0
@@ -767,13 +781,16 @@ def lock_run(run_id: int) -> Run:
     return _run_from(_run_row(_LOCK_RUN_SQL, run_id))
 
 
-def relock_run(run: Run, node_ids) -> dict[str, StepRun]:
+def relock_run(run: Run, node_ids=None) -> dict[str, StepRun]:
     """``lock_run`` for a run already at hand (from ``run_context``): lock its row and bring
     what moves up to date, without reading its flow and tenant again; then, in a statement of
     its own (a fresh snapshot, taken under the lock) sent in the same round trip, some of its
-    steps by node id."""
+    steps by node id, or all of them when ``node_ids`` is None."""
     with connection.cursor() as cursor:
-        cursor.execute(_RELOCK_RUN_SQL, {"run": run.pk, "nodes": list(node_ids)})
+        if node_ids is None:
+            cursor.execute(_RELOCK_RUN_ALL_SQL, {"run": run.pk})
+        else:
+            cursor.execute(_RELOCK_RUN_SQL, {"run": run.pk, "nodes": list(node_ids)})
         row = cursor.fetchone()
         if row is None:
             raise Run.DoesNotExist(f"run {run.pk} does not exist")
@@ -807,16 +824,26 @@ def run_context(run_id: int, status: str) -> Run:
     inputs and graph never change, and a change to the flow's capabilities or the tenant's
     settings reaches steps that start at most that much later. Fresh instances every time
     (threads of a worker must not share them)."""
-    now = time.monotonic()
-    cached = _run_contexts.get(run_id)
-    if cached is None or now - cached[0] > RUN_CONTEXT_TTL_S:
-        row = _run_row(_RUN_CONTEXT_SQL, run_id)
-        if len(_run_contexts) > 1024:
-            _run_contexts.clear()
-        cached = _run_contexts[run_id] = (now, row)
-    run = _run_from(cached[1])
+    row = _kept_run_context(run_id)
+    if row is None:
+        row = _keep_run_context(run_id, _run_row(_RUN_CONTEXT_SQL, run_id))
+    run = _run_from(row)
     run.status = status
     return run
+
+
+def _kept_run_context(run_id: int) -> tuple | None:
+    kept = _run_contexts.get(run_id)
+    if kept is None or time.monotonic() - kept[0] > RUN_CONTEXT_TTL_S:
+        return None
+    return kept[1]
+
+
+def _keep_run_context(run_id: int, row: tuple) -> tuple:
+    if len(_run_contexts) > 1024:
+        _run_contexts.clear()
+    _run_contexts[run_id] = (time.monotonic(), row)
+    return row
 
 
 def steps_of(run_id: int, node_ids) -> dict[str, StepRun]:
@@ -827,17 +854,24 @@ def steps_of(run_id: int, node_ids) -> dict[str, StepRun]:
     return {step.node_id: step for step in steps}
 
 
-def step_claim(step_id: int) -> tuple[StepRun, str] | None:
-    """Compare-and-set queued → running with a fresh lease; None when there is nothing to claim."""
+def step_claim(step_id: int, run_id: int | None = None) -> tuple[StepRun, str] | None:
+    """Compare-and-set queued → running with a fresh lease; None when there is nothing to claim.
+    With the step's ``run_id`` (its task message carries it), a run this process has not seen
+    lately has its context read in the claim's round trip."""
     token = hashlib.sha256(f"{step_id}:{time.time_ns()}:{random.random()}".encode()).hexdigest()[:32]
     params = {
         "step": step_id, "token": token, "now": timezone.now(), "margin": LEASE_MARGIN_S,
-        "running": StepStatus.RUNNING, "queued": StepStatus.QUEUED,
+        "running": StepStatus.RUNNING, "queued": StepStatus.QUEUED, "run": run_id,
     }  # fmt: skip
+    with_context = run_id is not None and _kept_run_context(run_id) is None
     with connection.cursor() as cursor:
-        cursor.execute(_CLAIM_SQL, params)
+        cursor.execute(_CLAIM_WITH_CONTEXT_SQL if with_context else _CLAIM_SQL, params)
         cursor.nextset()  # past the SET
         row = cursor.fetchone()
+        if with_context and cursor.nextset():
+            context = cursor.fetchone()
+            if context is not None:
+                _keep_run_context(run_id, context)
     if row is None:
         return None
     step = _STEP.instance(row[:-1])
@@ -846,9 +880,9 @@ def step_claim(step_id: int) -> tuple[StepRun, str] | None:
     return step, token
 
 
-def step_execute(step_id: int) -> None:
+def step_execute(step_id: int, run_id: int | None = None) -> None:
     """Claim a step, run its node outside any transaction, and record the outcome."""
-    claim = step_claim(step_id)
+    claim = step_claim(step_id, run_id)
     if claim is None:
         return
     step, token = claim
@@ -901,8 +935,10 @@ def step_finish(
     with packed_transaction() as trip:
         # Lock the run first, then read the step in a fresh statement: every change to a running
         # step (cancel, the sweeper's re-queue) is made under this same lock, so what we read holds.
-        # Its successors come along: deciding them is the next thing the engine does.
-        steps = relock_run(run, [node_id, *graph.successors(node_id)])
+        # Its successors come along: deciding them is the next thing the engine does; a small
+        # run comes whole, so that neither its joins nor its end need another read.
+        whole = len(graph.executable) <= WHOLE_RUN_STEPS
+        steps = relock_run(run, None if whole else [node_id, *graph.successors(node_id)])
         step = steps.get(node_id)
         if (
             step is None
@@ -914,7 +950,7 @@ def step_finish(
         if run.status in RUN_FINISHED:
             return False  # the run was cancelled
         step.inputs = inputs or None
-        advance = Advance(run, graph, steps=steps, trip=trip)
+        advance = Advance(run, graph, steps=steps, trip=trip, complete=whole)
         if error is not None:
             advance.step_failed(step, error, elapsed_ms=elapsed_ms)
             if isinstance(error, CapabilityRefused):
@@ -1166,7 +1202,7 @@ def steps_recover(now=None) -> dict:
     requeued += list(stale.values_list("pk", flat=True)[:500])
     for step in StepRun.objects.filter(pk__in=requeued).select_related("run"):
         queue = node_type_of(compiled_graph(step.run), step.node_id).queue
-        _tasks().step_execute_task.apply_async(args=[step.pk], queue=queue)
+        _tasks().step_execute_task.apply_async(args=[step.pk, step.run_id], queue=queue)
     overdue = list(Run.objects.filter(status__in=[RunStatus.RUNNING, RunStatus.WAITING, RunStatus.QUEUED],
                                       deadline_at__lt=now).values_list("pk", flat=True)[:100])  # fmt: skip
     for run_id in overdue:

@@ -10,9 +10,10 @@ TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result
 
 
 @shared_task(name="flows.step_execute", **TASK_OPTIONS)
-def step_execute_task(step_id: int) -> None:
-    """Run one step (claimed by compare-and-set, so a redelivery does nothing)."""
-    engine.step_execute(step_id)
+def step_execute_task(step_id: int, run_id: int | None = None) -> None:
+    """Run one step (claimed by compare-and-set, so a redelivery does nothing). ``run_id`` saves
+    the worker a read (messages sent before it was added have none)."""
+    engine.step_execute(step_id, run_id)
 
 
 @shared_task(name="flows.child_run_finished", **TASK_OPTIONS)

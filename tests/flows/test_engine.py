@@ -83,6 +83,38 @@ def test_a_diamond_joins_after_both_parallel_model_calls(tenant):
     assert join.attempt == 1  # ran exactly once, after both inputs were in
 
 
+def test_a_flow_too_big_to_read_whole_joins_and_skips_as_a_small_one_does(tenant):
+    # More steps than a finishing step reads at once (engine.WHOLE_RUN_STEPS): each reads only
+    # its successors, and a join asks whether its other inputs are done. 14 parallel model calls
+    # join in one transform; a branch not taken skips its chain and the output it alone feeds.
+    width = engine.WHOLE_RUN_STEPS + 2
+    branches = [f"b{i:02d}" for i in range(width)]
+    joined = "{{ nodes.b00.output.text }}+{{ nodes.%s.output.text }}".replace("%s", branches[-1])
+    flow = published_flow(tenant, graph(
+        [node("trigger", "trigger"), node("gate", "condition", expression="false"),
+         *(scripted_llm(b, script={"responses": [b.upper()]}) for b in branches),
+         node("join", "transform", template=joined),
+         node("done", "output", mapping={"joined": "{{ nodes.join.output }}"}),
+         node("never", "transform", template="x"), node("unused", "output", mapping={"x": "never"})],
+        [*(edge("trigger", b) for b in branches), *(edge(b, "join") for b in branches), edge("join", "done"),
+         edge("trigger", "gate"), edge("gate", "never", "true"), edge("never", "unused")],
+    ))  # fmt: skip
+    assert len(flow.versions.get().graph["nodes"]) > engine.WHOLE_RUN_STEPS
+    run = wait_run(start(flow), timeout=60)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.outputs == {"joined": f"B00+{branches[-1].upper()}"}
+    found = statuses(run)
+    assert {found[b] for b in branches} == {"succeeded"}
+    assert (found["join"], found["done"], found["never"], found["unused"]) == (
+        "succeeded",
+        "succeeded",
+        "skipped",
+        "skipped",
+    )
+    assert run.steps.get(node_id="join").attempt == 1  # once, after all 14 inputs were in
+    assert run.tokens_in == sum(s.tokens_in for s in run.steps.all()) > 0
+
+
 def test_a_router_sends_each_class_down_its_own_path(tenant):
     classes = [{"id": "billing"}, {"id": "bug"}, {"id": "other"}]
     flow = published_flow(tenant, graph(

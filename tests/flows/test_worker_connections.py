@@ -6,9 +6,10 @@ import pytest
 from django.db import connection
 
 from flows import engine
-from flows.models import Run, RunStatus
+from flows.models import Run, RunStatus, StepRun, StepStatus
 from tests.factories import make_tenant
-from tests.flows.helpers import edge, graph, node, published_flow, start, wait_run
+from tests.flows.helpers import edge, graph, node, published_flow, scripted_llm, start, wait_run
+from tests.pg import queries_sent
 
 ITEMS = 90
 
@@ -70,3 +71,59 @@ def test_run_context_is_read_once_and_refreshed_after_its_ttl(monkeypatch):
     monkeypatch.setattr(engine, "RUN_CONTEXT_TTL_S", 0.0)
     again = engine.run_context(run.pk, "waiting")
     assert (again.status, again.flow.granted_capabilities) == ("waiting", ["http"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_given_its_run_reads_a_new_runs_context_in_the_same_round_trip():
+    # Steps made ready by hand, no task sent: nothing but this test claims them.
+    tenant = make_tenant("Claims")
+    flow = published_flow(tenant, graph([node("trigger", "trigger"), scripted_llm("a"), scripted_llm("b")],
+                                        [edge("trigger", "a"), edge("trigger", "b")]))  # fmt: skip
+    run, steps = engine.run_create(flow=flow, version=flow.versions.get(), inputs={"q": "hi"}, trigger="api",
+                                   started=True)  # fmt: skip
+    by_node = {step.node_id: step for step in steps}
+    StepRun.objects.filter(run=run, node_id__in=["a", "b"]).update(status=StepStatus.QUEUED)
+    engine._run_contexts.clear()
+
+    claimed = []
+
+    def claim_a():
+        step, _ = engine.step_claim(by_node["a"].pk, run.pk)
+        claimed_run = step.run
+        claimed.append(
+            (claimed_run.inputs, claimed_run.status, claimed_run.flow.name, claimed_run.tenant.slug)
+        )
+
+    sent = queries_sent(claim_a)
+    assert len(sent) == 1 and "JOIN" in sent[0], sent  # claim and context: one round trip
+    assert claimed == [({"q": "hi"}, RunStatus.RUNNING, flow.name, tenant.slug)]
+
+    sent = queries_sent(lambda: claimed.append(engine.step_claim(by_node["b"].pk, run.pk)[0]))
+    assert len(sent) == 1 and "JOIN" not in sent[0], sent  # the context is kept: the claim alone
+    assert (claimed[-1].status, claimed[-1].run.flow.pk) == (StepStatus.RUNNING, flow.pk)
+    assert engine.step_claim(by_node["b"].pk, run.pk) is None  # claimed already: nothing to claim
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_small_runs_last_worker_step_ends_it_in_three_round_trips():
+    # trigger → model → output, the model step executed here (no task sent, no worker involved):
+    # claim (with the run's context), then the run read whole under its lock, then the writes
+    # with the commit. The output runs inline and ends the run without reading anything more.
+    tenant = make_tenant("Trips")
+    flow = published_flow(tenant, graph(
+        [node("trigger", "trigger"), scripted_llm("ask", "{{ input.q }}", script={"default": "ok"}),
+         node("out", "output", mapping={"answer": "{{ nodes.ask.output.text }}"})],
+        [edge("trigger", "ask"), edge("ask", "out")],
+    ))  # fmt: skip
+    run, _ = engine.run_create(flow=flow, version=flow.versions.get(), inputs={"q": "hi"}, trigger="api",
+                               started=True)  # fmt: skip
+    StepRun.objects.filter(run=run, node_id="trigger").update(status=StepStatus.SUCCEEDED, output={"q": "hi"})
+    ask = StepRun.objects.get(run=run, node_id="ask")
+    StepRun.objects.filter(pk=ask.pk).update(status=StepStatus.QUEUED)
+    engine._run_contexts.clear()
+
+    sent = queries_sent(lambda: engine.step_execute(ask.pk, run.pk))
+    assert len(sent) == 3, sent
+    run.refresh_from_db()
+    assert (run.status, run.outputs) == (RunStatus.SUCCEEDED, {"answer": "ok"})
+    assert run.tokens_in == StepRun.objects.get(pk=ask.pk).tokens_in > 0

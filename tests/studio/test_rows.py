@@ -15,6 +15,7 @@ from flows.models import Run, StepRun
 from studio.rows import Columns, insert, packed_transaction
 from tests.factories import make_tenant
 from tests.flows.helpers import published_flow
+from tests.pg import queries_sent
 
 pytestmark = pytest.mark.django_db
 
@@ -66,26 +67,6 @@ def test_inserting_nothing_sends_nothing(django_assert_num_queries):
 # -- packed_transaction ---------------------------------------------------------------------
 
 
-def _queries_sent(fn) -> list[str]:
-    """What the client sent to PostgreSQL while ``fn`` ran, one entry per Query message (each a
-    wait for the server), from libpq's own protocol trace."""
-    import tempfile
-
-    connection.ensure_connection()
-    pgconn = connection.connection.pgconn
-    with tempfile.TemporaryFile(mode="w+") as trace:
-        pgconn.trace(trace.fileno())
-        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
-        try:
-            fn()
-        finally:
-            pgconn.untrace()
-        trace.seek(0)
-        return [
-            line.split("Query", 1)[1].strip() for line in trace if "\tQuery\t" in line or " Query " in line
-        ]
-
-
 def _count(tenant_id: int) -> int:
     return Run.objects.filter(tenant_id=tenant_id).count()
 
@@ -112,7 +93,7 @@ def test_a_packed_transaction_sends_begin_and_commit_with_its_statements():
             with pytest.raises(TransactionManagementError):
                 _insert_run(flow)  # it would run outside the transaction
 
-    queries = _queries_sent(work)
+    queries = queries_sent(work)
     assert len(queries) == 2, queries
     assert queries[0].lstrip('"').startswith("BEGIN;") and queries[1].rstrip('"').endswith(";COMMIT")
     assert committed == [True] and _count(tenant.pk) == 2
@@ -133,7 +114,7 @@ def test_a_packed_transaction_rolls_back_on_an_error_and_commits_unmarked():
         with packed_transaction():
             _insert_run(flow)
 
-    queries = _queries_sent(unmarked)
+    queries = queries_sent(unmarked)
     assert [q.strip('"') for q in queries][1:] == ["COMMIT"]  # Django's own COMMIT, no BEGIN of psycopg's
     assert _count(tenant.pk) == 1
 
