@@ -21,7 +21,6 @@ The rules, in one place:
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import random
 import time
@@ -35,7 +34,6 @@ from typing import Any
 
 import jsonschema
 from django.conf import settings
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import Count, JSONField, Q, Sum
 from django.utils import timezone
@@ -57,6 +55,7 @@ from flows.models import (
 from flows.nodes import CHILD_RUN_TYPES, NodeContext, NodeError, NodeResult, NodeType, get_type
 from flows.nodes.base import CapabilityRefused
 from flows.policies import approval_wait, policy_for_step
+from studio import jsontext
 from studio.celery import send_tasks
 from studio.governance.audit import audit_append
 from studio.realtime import group_name, one_write, publish, publish_on_commit
@@ -563,7 +562,7 @@ class _Update:
 
     sql: str
     fields: tuple[str, ...]
-    json_fields: frozenset[str]  # encoded as Django would
+    json_fields: frozenset[str]  # encoded by jsontext, dates and decimals as Django writes them
 
     @classmethod
     def of(cls, model: type, fields: list[str]) -> _Update:
@@ -578,7 +577,7 @@ class _Update:
         row = [getattr(instance, name) for name in self.fields]
         for index, name in enumerate(self.fields):
             if name in self.json_fields and row[index] is not None:
-                row[index] = Jsonb(row[index], dumps=_json_dumps)
+                row[index] = Jsonb(row[index], dumps=jsontext.dumps)
         row.append(instance.pk)
         return row
 
@@ -608,10 +607,6 @@ def save_steps(steps: list[StepRun], also: list[tuple[str, list]] = ()) -> None:
 # Up to this many steps go in one query string; beyond, binding the parameters client-side costs
 # more than executemany's extra waits (a chain of 200 inline steps saved at once).
 _SAVE_IN_ONE_STRING = 8
-
-
-def _json_dumps(value: Any) -> str:
-    return json.dumps(value, cls=DjangoJSONEncoder)
 
 
 def retry_delay(attempt: int, base_s: float) -> float:

@@ -23,8 +23,9 @@ from functools import cache
 import redis
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+
+from studio import jsontext
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ _publisher = _Publisher()
 
 def frame(message: dict) -> dict:
     """The channel-layer message for ``message``: its handler type and its JSON, encoded once."""
-    return {"type": message["type"], "text": json.dumps(message, cls=DjangoJSONEncoder)}
+    return {"type": message["type"], "text": jsontext.dumps(message)}
 
 
 def publish_on_commit(group: str, message: dict) -> None:
