@@ -58,7 +58,7 @@ from flows.policies import approval_wait, policy_for_step
 from studio import jsontext
 from studio.celery import send_tasks
 from studio.governance.audit import audit_append
-from studio.realtime import group_name, one_write, publish, publish_on_commit
+from studio.realtime import group_name, publish_on_commit
 from studio.rows import Columns, Trip, insert, instances, packed_transaction, select_list
 from studio.tenants.models import Tenant
 
@@ -426,17 +426,11 @@ class Advance:
             enqueue_on_commit(self.graph, self.to_enqueue)
         if self.run.status in RUN_FINISHED and self.run.parent_step_id:
             transaction.on_commit(lambda run_id=self.run.pk: _tasks().child_run_finished_task.delay(run_id))
-        event = run_event(self.run, changed)
-        ended = [s for s in changed if s.status not in STEP_ACTIVE]
-        recorded = bool(_STEPS_RECORDED_HOOKS) and (bool(ended) or self.run.status in RUN_FINISHED)
-
-        def after_commit(run=self.run) -> None:
-            with one_write():  # the event and the hooks' counters: one socket write
-                publish(group_name("run", run.pk), event)
-                if recorded:
-                    _steps_recorded(run, ended)
-
-        transaction.on_commit(after_commit)
+        publish_on_commit(group_name("run", self.run.pk), run_event(self.run, changed))
+        if _STEPS_RECORDED_HOOKS:
+            ended = [s for s in changed if s.status not in STEP_ACTIVE]
+            if ended or self.run.status in RUN_FINISHED:
+                transaction.on_commit(lambda run=self.run: _steps_recorded(run, ended))
 
     def _cancel_leftovers(self) -> None:
         now = timezone.now()

@@ -16,8 +16,6 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cache
 
 import redis
@@ -55,7 +53,7 @@ def publish(group: str, message: dict) -> None:
     for Redis to answer (``_Publisher``)."""
     data = get_channel_layer().serialize(frame(message))
     try:
-        _publisher.send(("PUBLISH", redis_channel(group), data))
+        _publisher.publish(redis_channel(group), data)
     except (redis.RedisError, OSError) as exc:
         log.warning("live event to %s not sent: %s", group, exc)
 
@@ -69,20 +67,6 @@ def send_unanswered(*commands: tuple) -> None:
         log.warning("counters not sent: %s", exc)
 
 
-@contextmanager
-def one_write() -> Iterator[None]:
-    """Events and counters this thread sends inside go to Redis in one socket write, at the end
-    (a step's finish: its run's event and its counters). A failure is logged, as for each alone."""
-    held = _publisher.hold()
-    try:
-        yield
-    finally:
-        try:
-            _publisher.release(held)
-        except (redis.RedisError, OSError) as exc:
-            log.warning("live events and counters not sent: %s", exc)
-
-
 class _Publisher:
     """PUBLISH without a round trip: one connection per process on which Redis sends no replies
     (``CLIENT REPLY OFF``, sent again on every reconnect), so an event costs a socket write
@@ -94,7 +78,10 @@ class _Publisher:
         self._lock = threading.Lock()
         self._connection: redis.connection.AbstractConnection | None = None
         self._pid = 0
-        self._local = threading.local()  # commands a thread holds back (``one_write``)
+
+    def publish(self, channel: str, data: bytes) -> None:
+        with self._lock:
+            self._open().send_command("PUBLISH", channel, data, check_health=False)
 
     def _open(self) -> redis.connection.AbstractConnection:
         if self._connection is None or self._pid != os.getpid():
@@ -105,27 +92,7 @@ class _Publisher:
         return self._connection
 
     def send(self, *commands: tuple) -> None:
-        """Commands whose answers nobody reads, in one write (or held back, see ``hold``)."""
-        held = getattr(self._local, "held", None)
-        if held is not None:
-            held.extend(commands)
-            return
-        self._write(commands)
-
-    def hold(self) -> list | None:
-        """Hold this thread's commands back until ``release``; what an outer hold had, for it."""
-        outer = getattr(self._local, "held", None)
-        self._local.held = []
-        return outer
-
-    def release(self, outer: list | None) -> None:
-        held, self._local.held = self._local.held, outer
-        if outer is not None:
-            outer.extend(held)  # an outer hold writes them with its own
-        elif held:
-            self._write(held)
-
-    def _write(self, commands) -> None:
+        """Other commands whose answers nobody reads (counters), in one write."""
         with self._lock:
             connection = self._open()
             connection.send_packed_command(connection.pack_commands(commands), check_health=False)

@@ -48,24 +48,3 @@ def test_the_publisher_asks_for_no_replies_and_recovers_when_redis_drops_it():
                 break
         assert heard is not None and heard["n"] <= 3, heard
     assert not realtime._publisher._connection.can_read(timeout=0.2)  # replies off again
-
-
-def test_one_write_holds_events_and_counters_until_its_end():
-    group, key = group_name("run", 6), "studio:test:one-write"
-    client = realtime.redis_client()
-    client.delete(key)
-    with GroupListener(group) as listener:
-        with realtime.one_write():
-            publish(group, {"type": "run.update", "n": 1})
-            with realtime.one_write():  # nested: written with the outer block's
-                realtime.send_unanswered(("HINCRBY", key, "steps", 2))
-                publish(group, {"type": "run.update", "n": 2})
-            assert listener.next_event(0.3) is None and client.hget(key, "steps") is None  # held back
-        assert [listener.next_event(5), listener.next_event(5)] == [
-            {"type": "run.update", "n": 1},
-            {"type": "run.update", "n": 2},
-        ]
-    assert client.hget(key, "steps") == b"2"
-    publish(group, {"type": "run.update", "n": 3})  # outside a block: written at once again
-    assert realtime._publisher._local.held is None
-    client.delete(key)
