@@ -136,10 +136,11 @@ def check_inputs(graph: CompiledGraph, inputs: Any) -> None:
 def run_create(
     *, flow: Flow, version: FlowVersion | None, inputs: dict, trigger: str, user=None, api_key=None,
     idempotency_key: str = "", parent_step: StepRun | None = None, item_index: int | None = None,
-    started: bool = False,
+    started: bool = False, insert_steps: bool = True,
 ) -> tuple[Run, list[StepRun]]:  # fmt: skip
     """A run with a pending StepRun per executable node; ``started`` marks it running at once
-    (``run_start``), otherwise it stays queued until ``run_launch``."""
+    (``run_start``), otherwise it stays queued until ``run_launch``. Without ``insert_steps`` the
+    steps are left for the caller to write (``run_start``: launched first, then inserted)."""
     graph = _compiled_version(version.pk) if version else CompiledGraph.from_doc(flow.draft)
     check_inputs(graph, inputs)
     run_timeout = graph.config(graph.trigger_id).get("run_timeout_s") if graph.trigger_id else None
@@ -156,7 +157,8 @@ def run_create(
     if version is None:
         _keep_draft_graph(run.pk, graph)  # the run's copy is this very document: compile it once
     steps = new_steps(run, graph)
-    insert(steps)
+    if insert_steps:
+        insert(steps)
     return run, steps
 
 
@@ -173,13 +175,16 @@ def node_timeout(graph: CompiledGraph, node_id: str) -> float:
     return float(graph.config(node_id).get("timeout_s", node_type_of(graph, node_id).default_timeout_s))
 
 
-def run_launch(run: Run, steps: list[StepRun] | None = None, trip: Trip | None = None) -> None:
+def run_launch(
+    run: Run, steps: list[StepRun] | None = None, trip: Trip | None = None, *, unsaved: bool = False
+) -> None:
     """Make a run's trigger ready. Inside a transaction, with the run locked or just created;
-    ``steps`` (all of them, just created) spares reading them back; ``trip``: the transaction
-    ends with the launch. Launching twice is a no-op: the trigger is no longer pending the second
-    time."""
+    ``steps`` (all of them, just created) spares reading them back, and ``unsaved`` says they are
+    not in the database yet (they are inserted as the launch leaves them); ``trip``: the
+    transaction ends with the launch. Launching twice is a no-op: the trigger is no longer
+    pending the second time."""
     graph = compiled_graph(run)
-    advance = Advance(run, graph, run_changed=run.status == RunStatus.QUEUED, trip=trip)
+    advance = Advance(run, graph, run_changed=run.status == RunStatus.QUEUED, trip=trip, unsaved=unsaved)
     if run.status == RunStatus.QUEUED:
         run.status, run.started_at = RunStatus.RUNNING, timezone.now()
     if steps is not None:
@@ -199,11 +204,17 @@ def run_start(
 ) -> Run:
     """Create and start a run in one transaction (nobody else sees it before commit, so no lock);
     its first outside-world steps are enqueued on commit."""
-    with packed_transaction() as trip:
+    with packed_transaction() as trip:  # two round trips: the run; then its steps, launched
         run, steps = run_create(
-            flow=flow, version=version, inputs=inputs, trigger=trigger, started=True, **kwargs
+            flow=flow,
+            version=version,
+            inputs=inputs,
+            trigger=trigger,
+            started=True,
+            insert_steps=False,
+            **kwargs,
         )
-        run_launch(run, steps, trip=trip)
+        run_launch(run, steps, trip=trip, unsaved=True)
     return run
 
 
@@ -227,6 +238,7 @@ class Advance:
     waits: list[tuple[StepRun, Callable]] = field(default_factory=list)  # steps' wait set-ups, run last
     spent: tuple[Decimal, int] = (Decimal(0), 0)  # model spending of the steps recorded here (budget)
     trip: Trip | None = None  # the transaction, when ``finish`` is the last thing it does
+    unsaved: bool = False  # ``steps`` (all of them) are not written yet: ``finish`` inserts them
 
     def load(self, node_ids) -> None:
         missing = [] if self.complete else [nid for nid in node_ids if nid not in self.steps]
@@ -419,7 +431,10 @@ class Advance:
         waits = [(step, set_up) for step, set_up in self.waits if step.status == StepStatus.WAITING]
         if self.trip is not None and not waits:
             self.trip.commit_with_next()
-        save_steps(changed, also=also)
+        if self.unsaved:
+            insert(list(self.steps.values()), also=also)
+        else:
+            save_steps(changed, also=also)
         for step, set_up in waits:  # not cancelled with its run meanwhile; after the engine's writes
             set_up(self.run, step)
         if self.to_enqueue and self.run.status not in RUN_FINISHED:
@@ -435,9 +450,12 @@ class Advance:
     def _cancel_leftovers(self) -> None:
         now = timezone.now()
         parked: list[int] = []  # waiting steps that wait on something else than child runs
-        active = StepRun.objects.filter(run=self.run, status__in=STEP_ACTIVE).exclude(node_id__in=self.dirty)
-        for step in active:
-            self.steps[step.node_id] = step
+        if not self.unsaved:
+            active = StepRun.objects.filter(run=self.run, status__in=STEP_ACTIVE).exclude(
+                node_id__in=self.dirty
+            )
+            for step in active:
+                self.steps[step.node_id] = step
         for nid, step in self.steps.items():
             if step.status in STEP_ACTIVE:
                 if step.status == StepStatus.WAITING:

@@ -96,21 +96,24 @@ def instances(row: Sequence[Any], *parts: Columns) -> list[Model]:
     return out
 
 
-def insert(objs: Sequence[Model]) -> None:
+def insert(objs: Sequence[Model], also: Sequence[tuple[str, list]] = ()) -> None:
     """INSERT new instances of one model in one statement and give them their ids, as
     ``bulk_create`` does (values prepared by each field as the ORM prepares them, ``auto_now_add``
     included) without compiling the statement: for a run and its steps, which every started run
-    writes, the ORM's compilers cost more than PostgreSQL's insert. No signals are sent."""
+    writes, the ORM's compilers cost more than PostgreSQL's insert. No signals are sent. ``also``:
+    more statements (SQL, parameters) sent after it in the same query string."""
     if not objs:
         return
     model = type(objs[0])
     fields = _insert_fields(model)
-    prepared = [
-        [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]  # pre_save: auto_now_add
+    params = [
+        f.get_db_prep_save(f.pre_save(obj, True), connection)  # pre_save: auto_now_add
         for obj in objs
+        for f in fields
     ]
+    sql = ";".join([_insert_sql(model, len(objs)), *(statement for statement, _ in also)])
     with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(model, len(objs)), [value for row in prepared for value in row])
+        cursor.execute(sql, params + [p for _, more in also for p in more])
         ids = [row[0] for row in cursor.fetchall()]
     for obj, pk in zip(objs, ids, strict=True):
         obj.pk = pk

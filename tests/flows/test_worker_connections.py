@@ -1,4 +1,5 @@
-"""Workers keep their PostgreSQL connections across tasks; steps read their run's context once."""
+"""Round trips to PostgreSQL: workers keep their connections across tasks, steps read their run's
+context once, and starting or finishing a small run takes as few as it can."""
 
 from __future__ import annotations
 
@@ -127,3 +128,51 @@ def test_a_small_runs_last_worker_step_ends_it_in_three_round_trips():
     run.refresh_from_db()
     assert (run.status, run.outputs) == (RunStatus.SUCCEEDED, {"answer": "ok"})
     assert run.tokens_in == StepRun.objects.get(pk=ask.pk).tokens_in > 0
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("celery_worker")
+def test_starting_a_run_takes_two_round_trips_its_steps_inserted_as_launched():
+    # BEGIN with the run's INSERT; then its steps, inserted as the launch left them (trigger done
+    # inline, the model step queued), with the COMMIT. The worker then runs it to the end.
+    tenant = make_tenant("Starts")
+    flow = published_flow(tenant, graph(
+        [node("trigger", "trigger"), scripted_llm("ask", "{{ input.q }}", script={"default": "ok"}),
+         node("out", "output", mapping={"answer": "{{ nodes.ask.output.text }}"})],
+        [edge("trigger", "ask"), edge("ask", "out")],
+    ))  # fmt: skip
+    version = flow.versions.get()
+    engine._compiled_version(version.pk)  # compiled once per process, at its first run
+    started = []
+    sent = queries_sent(
+        lambda: started.append(
+            engine.run_start(flow=flow, version=version, inputs={"q": "hi"}, trigger="api")
+        )
+    )
+    assert len(sent) == 2, sent
+    assert sent[0].lstrip('"').startswith("BEGIN;INSERT") and sent[1].rstrip('"').endswith(";COMMIT")
+    run = wait_run(started[0])
+    assert (run.status, run.outputs) == (RunStatus.SUCCEEDED, {"answer": "ok"}), run.error
+    trigger, ask = (run.steps.get(node_id=n) for n in ("trigger", "ask"))
+    assert trigger.finished_at <= ask.queued_at  # queued by the launch, inline, before the insert
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_that_ends_as_it_starts_writes_its_steps_and_its_end_at_once():
+    # Only inline steps: the run ends inside run_start; its steps and its outputs in one string.
+    tenant = make_tenant("Inline")
+    flow = published_flow(tenant, graph(
+        [node("trigger", "trigger"), node("t", "transform", mapping={"n": "{{ input.n + 1 }}"}),
+         node("out", "output", mapping={"n": "{{ nodes.t.output.n }}"})],
+        [edge("trigger", "t"), edge("t", "out")],
+    ))  # fmt: skip
+    version = flow.versions.get()
+    engine._compiled_version(version.pk)
+    started = []
+    sent = queries_sent(
+        lambda: started.append(engine.run_start(flow=flow, version=version, inputs={"n": 1}, trigger="api"))
+    )
+    assert len(sent) == 2, sent
+    run = Run.objects.get(pk=started[0].pk)
+    assert (run.status, run.outputs) == (RunStatus.SUCCEEDED, {"n": 2})
+    assert set(StepRun.objects.filter(run=run).values_list("status", flat=True)) == {StepStatus.SUCCEEDED}
