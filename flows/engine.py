@@ -205,15 +205,8 @@ def run_start(
     """Create and start a run in one transaction (nobody else sees it before commit, so no lock);
     its first outside-world steps are enqueued on commit."""
     with packed_transaction() as trip:  # two round trips: the run; then its steps, launched
-        run, steps = run_create(
-            flow=flow,
-            version=version,
-            inputs=inputs,
-            trigger=trigger,
-            started=True,
-            insert_steps=False,
-            **kwargs,
-        )
+        run, steps = run_create(flow=flow, version=version, inputs=inputs, trigger=trigger, started=True,
+                                insert_steps=False, **kwargs)  # fmt: skip
         run_launch(run, steps, trip=trip, unsaved=True)
     return run
 

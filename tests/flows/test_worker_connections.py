@@ -105,17 +105,21 @@ def test_a_claim_given_its_run_reads_a_new_runs_context_in_the_same_round_trip()
     assert engine.step_claim(by_node["b"].pk, run.pk) is None  # claimed already: nothing to claim
 
 
+def _ask_flow(tenant_name: str):
+    """trigger → a scripted model step → output, published for a new tenant."""
+    return published_flow(make_tenant(tenant_name), graph(
+        [node("trigger", "trigger"), scripted_llm("ask", "{{ input.q }}", script={"default": "ok"}),
+         node("out", "output", mapping={"answer": "{{ nodes.ask.output.text }}"})],
+        [edge("trigger", "ask"), edge("ask", "out")],
+    ))  # fmt: skip
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_small_runs_last_worker_step_ends_it_in_three_round_trips():
     # trigger → model → output, the model step executed here (no task sent, no worker involved):
     # claim (with the run's context), then the run read whole under its lock, then the writes
     # with the commit. The output runs inline and ends the run without reading anything more.
-    tenant = make_tenant("Trips")
-    flow = published_flow(tenant, graph(
-        [node("trigger", "trigger"), scripted_llm("ask", "{{ input.q }}", script={"default": "ok"}),
-         node("out", "output", mapping={"answer": "{{ nodes.ask.output.text }}"})],
-        [edge("trigger", "ask"), edge("ask", "out")],
-    ))  # fmt: skip
+    flow = _ask_flow("Trips")
     run, _ = engine.run_create(flow=flow, version=flow.versions.get(), inputs={"q": "hi"}, trigger="api",
                                started=True)  # fmt: skip
     StepRun.objects.filter(run=run, node_id="trigger").update(status=StepStatus.SUCCEEDED, output={"q": "hi"})
@@ -135,12 +139,7 @@ def test_a_small_runs_last_worker_step_ends_it_in_three_round_trips():
 def test_starting_a_run_takes_two_round_trips_its_steps_inserted_as_launched():
     # BEGIN with the run's INSERT; then its steps, inserted as the launch left them (trigger done
     # inline, the model step queued), with the COMMIT. The worker then runs it to the end.
-    tenant = make_tenant("Starts")
-    flow = published_flow(tenant, graph(
-        [node("trigger", "trigger"), scripted_llm("ask", "{{ input.q }}", script={"default": "ok"}),
-         node("out", "output", mapping={"answer": "{{ nodes.ask.output.text }}"})],
-        [edge("trigger", "ask"), edge("ask", "out")],
-    ))  # fmt: skip
+    flow = _ask_flow("Starts")
     version = flow.versions.get()
     engine._compiled_version(version.pk)  # compiled once per process, at its first run
     started = []
