@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import django
-from asgiref.sync import sync_to_async
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.core.handlers.asgi import ASGIHandler
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
@@ -16,6 +18,54 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from studio.routing import websocket_urlpatterns  # noqa: E402
+
+
+class RequestThread(ThreadPoolExecutor):
+    """One thread for one request at a time, that knows whether it still has work."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1, thread_name_prefix="request")
+        self._lock = threading.Lock()
+        self.pending = 0
+
+    def submit(self, fn, /, *args, **kwargs):
+        with self._lock:
+            self.pending += 1
+
+        def run():
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with self._lock:
+                    self.pending -= 1
+
+        return super().submit(run)
+
+
+class RequestThreads:
+    """Threads kept between requests. Django runs each request's synchronous code (its signals,
+    middleware and view) on a thread of its own, which asgiref starts for the request and joins
+    after it: on a busy event loop, a thread's start and join cost more than the work of a small
+    API call's thread hops. A thread still working when its request ended (a client that left
+    while its view waits) is let go, never handed to the next request."""
+
+    def __init__(self, limit: int = 64) -> None:
+        self.limit = limit
+        self._idle: list[RequestThread] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> RequestThread:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return RequestThread()
+
+    def give(self, thread: RequestThread) -> None:
+        with self._lock:
+            if thread.pending == 0 and len(self._idle) < self.limit:
+                self._idle.append(thread)
+                return
+        thread.shutdown(wait=False)  # it ends once its work is done
 
 
 class SyncChainASGIHandler(ASGIHandler):
@@ -32,6 +82,18 @@ class SyncChainASGIHandler(ASGIHandler):
 
     def __init__(self) -> None:
         self.load_middleware(is_async=False)
+        self.threads = RequestThreads()
+
+    async def __call__(self, scope, receive, send):
+        """Django's, with the request's thread taken from ``RequestThreads``."""
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        thread = self.threads.take()
+        try:
+            async with ThreadSensitiveContext(executor=thread):
+                await self.handle(scope, receive, send)
+        finally:
+            self.threads.give(thread)
 
     async def get_response_async(self, request):
         return await sync_to_async(self.get_response, thread_sensitive=True)(request)

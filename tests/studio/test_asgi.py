@@ -53,3 +53,52 @@ def test_an_oversized_body_is_refused_through_asgi(settings):
     response = asyncio.run(go())
     assert response["status"] == 413
     assert json.loads(response["body"])["error"]["code"] == "too_large"
+
+
+def test_the_next_request_gets_the_thread_of_the_one_before():
+    """Not a new thread started and joined for every request, as Django's own handler does."""
+    import threading
+
+    from django.core.signals import request_started
+
+    seen: list[int] = []
+
+    def started(**kwargs):
+        seen.append(threading.get_ident())
+
+    request_started.connect(started)
+
+    async def get():
+        communicator = HttpCommunicator(
+            application, "GET", "/no-such-page/", headers=[(b"host", b"localhost")]
+        )
+        return await communicator.get_response(timeout=20)
+
+    async def two():
+        return [await get(), await get()]
+
+    try:
+        responses = asyncio.run(two())
+    finally:
+        request_started.disconnect(started)
+    assert [r["status"] for r in responses] == [404, 404]
+    assert len(seen) == 2 and seen[0] == seen[1], seen
+    assert threading.get_ident() not in seen  # the request's thread, not the event loop's
+
+
+def test_a_thread_still_working_when_its_request_ended_is_not_handed_out_again():
+    import threading
+
+    from studio.asgi import RequestThreads
+
+    threads = RequestThreads(limit=4)
+    first = threads.take()
+    release = threading.Event()
+    running = first.submit(release.wait, 10)  # a view still waiting after its client left
+    threads.give(first)
+    second = threads.take()
+    assert second is not first
+    release.set()
+    assert running.result(timeout=5) is True
+    threads.give(second)
+    assert threads.take() is second  # an idle one is reused
