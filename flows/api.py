@@ -432,16 +432,18 @@ def start_run_response(*, flow, actor, trigger: str, inputs, version, idempotenc
                        wait: float = 0, latest=services.LATEST_UNREAD) -> Response:  # fmt: skip
     if len(idempotency_key) > 200:
         return error_response(400, "Idempotency-Key is longer than 200 characters")
+    listening: list = []  # a ?wait's listener, subscribed as the run commits, ahead of its tasks
     try:
         run, _ = services.run_request(
             flow=flow, version=version, inputs=inputs, trigger=trigger, user=actor.user, api_key=actor.api_key,
             idempotency_key=idempotency_key, latest=latest,
+            on_created=selectors.listen_from_start(listening) if wait else None,
         )  # fmt: skip
     except services.RunRefused as exc:
         code = "budget_exceeded" if exc.status == 429 else "run_refused"
         return error_response(exc.status, str(exc), code=code, details=exc.details)
     if wait:
-        selectors.run_wait(run=run, timeout_s=wait)
+        selectors.run_wait(run=run, timeout_s=wait, listener=listening[0] if listening else None)
     steps = engine.run_now(run)  # as it stands now
     done = run.status in RUN_FINISHED
     return Response(run_payload(run, steps), status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED)

@@ -200,13 +200,17 @@ def run_launch(
 
 
 def run_start(
-    *, flow: Flow, version: FlowVersion | None, inputs: dict, trigger: str = "manual", **kwargs
-) -> Run:
+    *, flow: Flow, version: FlowVersion | None, inputs: dict, trigger: str = "manual",
+    on_created: Callable[[Run], None] | None = None, **kwargs,
+) -> Run:  # fmt: skip
     """Create and start a run in one transaction (nobody else sees it before commit, so no lock);
-    its first outside-world steps are enqueued on commit."""
+    its first outside-world steps are enqueued on commit. ``on_created(run)`` is called inside
+    the transaction before anything is published or enqueued: its own on-commit hooks run first."""
     with packed_transaction() as trip:  # two round trips: the run; then its steps, launched
         run, steps = run_create(flow=flow, version=version, inputs=inputs, trigger=trigger, started=True,
                                 insert_steps=False, **kwargs)  # fmt: skip
+        if on_created is not None:
+            on_created(run)
         run_launch(run, steps, trip=trip, unsaved=True)
     return run
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 from django.shortcuts import get_object_or_404
@@ -270,18 +271,39 @@ def run_status(run_id: int) -> str | None:
     return row[0] if row else None
 
 
-def run_wait(*, run: Run, timeout_s: float) -> bool:
+def listen_from_start(listeners: list[GroupListener]) -> Callable[[Run], None]:
+    """For ``run_request``'s ``on_created``: subscribe to the run's group when its transaction
+    commits, ahead of its first events and tasks (the engine registers those later), and put the
+    listener in ``listeners`` for ``run_wait``. Redis failing here costs the wait its head start,
+    never the run its tasks."""
+
+    def subscribe(run: Run) -> None:
+        transaction.on_commit(lambda: listeners.append(GroupListener(group_name("run", run.pk))), robust=True)
+
+    return subscribe
+
+
+def run_wait(*, run: Run, timeout_s: float, listener: GroupListener | None = None) -> bool:
     """Block until the run ends or ``timeout_s`` passes; True when it ended. ``run`` as its
     caller last saw it (a small flow often ended inline, before anyone waits). Woken by the
     run's live events, which say its status; the database is asked once after subscribing, and
-    again whenever no event came for a second (in case one was dropped)."""
+    again whenever no event came for a second (in case one was dropped). ``listener``: one on
+    the run's group, subscribed before anything about the run was published or sent
+    (``listen_from_start``): no event can have been missed, so the database is not asked first."""
     if run.status in RUN_FINISHED:
+        if listener is not None:
+            listener.close()
         return True
     deadline = time.monotonic() + timeout_s
-    with GroupListener(group_name("run", run.pk)) as listener:
+    ask = listener is None
+    with listener or GroupListener(group_name("run", run.pk)) as listener:
         event: dict | None = None
         while True:
-            status = run_status(run.pk) if event is None else (event.get("run") or {}).get("status")
+            if event is not None:
+                status = (event.get("run") or {}).get("status")
+            else:
+                status = run_status(run.pk) if ask else run.status
+            ask = True
             if status in RUN_FINISHED:
                 return True
             remaining = deadline - time.monotonic()

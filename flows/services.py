@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
@@ -214,10 +215,12 @@ LATEST_UNREAD = object()
 def run_request(
     *, flow: Flow, version: int | str | None, inputs: object, trigger: str, user=None, api_key=None,
     idempotency_key: str = "", latest: FlowVersion | object | None = LATEST_UNREAD,
+    on_created: Callable[[Run], None] | None = None,
 ) -> tuple[Run, bool]:  # fmt: skip
     """Start a run of a version (a number, ``"draft"``, or the latest published when None).
     ``latest``: the flow's latest published version (or None) when the caller read it with the
-    flow (``selectors.flow_to_run``).
+    flow (``selectors.flow_to_run``); ``on_created``: see ``engine.run_start`` (not called for
+    a run an idempotency key found).
 
     With an idempotency key, a repeat within 24 h returns the first run; the bool says
     whether this call created it."""
@@ -251,7 +254,7 @@ def run_request(
     try:
         run = engine.run_start(
             flow=flow, version=chosen, inputs=inputs, trigger=trigger, user=user, api_key=api_key,
-            idempotency_key=idempotency_key,
+            idempotency_key=idempotency_key, on_created=on_created,
         )  # fmt: skip
     except engine.InputError as exc:
         raise RunRefused(str(exc), details=exc.details) from None
