@@ -175,21 +175,20 @@ def node_timeout(graph: CompiledGraph, node_id: str) -> float:
     return float(graph.config(node_id).get("timeout_s", node_type_of(graph, node_id).default_timeout_s))
 
 
-def run_launch(
-    run: Run, steps: list[StepRun] | None = None, trip: Trip | None = None, *, unsaved: bool = False
-) -> None:
+def run_launch(run: Run, steps: list[StepRun] | None = None, trip: Trip | None = None) -> None:
     """Make a run's trigger ready. Inside a transaction, with the run locked or just created;
-    ``steps`` (all of them, just created) spares reading them back, and ``unsaved`` says they are
-    not in the database yet (they are inserted as the launch leaves them); ``trip``: the
-    transaction ends with the launch. Launching twice is a no-op: the trigger is no longer
-    pending the second time."""
+    ``steps`` (all of them, just created) spares reading them back, and when they are not in the
+    database yet (``run_create`` without ``insert_steps``) they are inserted as the launch leaves
+    them; ``trip``: the transaction ends with the launch. Launching twice is a no-op: the trigger
+    is no longer pending the second time."""
     graph = compiled_graph(run)
-    advance = Advance(run, graph, run_changed=run.status == RunStatus.QUEUED, trip=trip, unsaved=unsaved)
+    advance = Advance(run, graph, run_changed=run.status == RunStatus.QUEUED, trip=trip)
     if run.status == RunStatus.QUEUED:
         run.status, run.started_at = RunStatus.RUNNING, timezone.now()
     if steps is not None:
         advance.steps = {step.node_id: step for step in steps}
         advance.complete = True
+        advance.unsaved = any(step._state.adding for step in steps)
     if graph.trigger_id is None:
         advance.fail_run({"message": "the flow has no trigger"})
     elif advance.step(graph.trigger_id).status != StepStatus.PENDING:
@@ -211,7 +210,7 @@ def run_start(
                                 insert_steps=False, **kwargs)  # fmt: skip
         if on_created is not None:
             on_created(run)
-        run_launch(run, steps, trip=trip, unsaved=True)
+        run_launch(run, steps, trip=trip)
     return run
 
 

@@ -8,10 +8,11 @@ own AlterField would drop and re-add the foreign keys, re-checking every row und
 import django.db.models.deletion
 from django.db import migrations, models
 
-INDEXES = [
-    ("flows_run_flow_id_862649ec", "flows_run", "flow_id"),
-    ("flows_run_tenant_id_8e567eeb", "flows_run", "tenant_id"),
-    ("flows_steprun_run_id_e6826be8", "flows_steprun", "run_id"),
+# (index, table, column; the model's field: model, name, related name, target)
+COVERED = [
+    ("flows_run_flow_id_862649ec", "flows_run", "flow_id", "run", "flow", "runs", "flows.flow"),
+    ("flows_run_tenant_id_8e567eeb", "flows_run", "tenant_id", "run", "tenant", "runs", "tenants.tenant"),
+    ("flows_steprun_run_id_e6826be8", "flows_steprun", "run_id", "steprun", "run", "steps", "flows.run"),
 ]
 
 
@@ -27,42 +28,20 @@ class Migration(migrations.Migration):
         migrations.SeparateDatabaseAndState(
             database_operations=[
                 migrations.RunSQL(
-                    f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"',
-                    reverse_sql=f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{name}" ON "{table}" ("{column}")',
+                    f'DROP INDEX CONCURRENTLY IF EXISTS "{index}"',
+                    reverse_sql=f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{index}" ON "{table}" ("{column}")',
                 )
-                for name, table, column in INDEXES
+                for index, table, column, *_ in COVERED
             ],
             state_operations=[
                 migrations.AlterField(
-                    model_name="run",
-                    name="flow",
+                    model_name=model,
+                    name=name,
                     field=models.ForeignKey(
-                        db_index=False,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="runs",
-                        to="flows.flow",
+                        db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name=related, to=to
                     ),
-                ),
-                migrations.AlterField(
-                    model_name="run",
-                    name="tenant",
-                    field=models.ForeignKey(
-                        db_index=False,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="runs",
-                        to="tenants.tenant",
-                    ),
-                ),
-                migrations.AlterField(
-                    model_name="steprun",
-                    name="run",
-                    field=models.ForeignKey(
-                        db_index=False,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="steps",
-                        to="flows.run",
-                    ),
-                ),
+                )
+                for *_, model, name, related, to in COVERED
             ],
         ),
     ]
