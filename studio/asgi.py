@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import django
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.core.handlers.asgi import ASGIHandler
+from django.urls import get_resolver
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
 django.setup(set_prefix=False)  # must run before importing consumers (app registry)
@@ -17,6 +18,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from studio.heap import freeze_startup_objects  # noqa: E402
 from studio.routing import websocket_urlpatterns  # noqa: E402
 
 
@@ -110,3 +112,6 @@ def websocket_stack(patterns: list):
 application = ProtocolTypeRouter(
     {"http": django_asgi_app, "websocket": websocket_stack(websocket_urlpatterns)}
 )
+
+get_resolver().url_patterns  # the views, imported now rather than by the first request
+freeze_startup_objects()

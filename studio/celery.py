@@ -11,8 +11,10 @@ from functools import cache
 
 import redis
 from celery import Celery, Task
-from celery.signals import setup_logging, task_postrun, worker_init
+from celery.signals import setup_logging, task_postrun, worker_init, worker_process_init, worker_ready
 from celery.utils.nodenames import anon_nodename
+
+from studio.heap import freeze_startup_objects
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
 
@@ -47,6 +49,12 @@ def _persistent_database_connections(**kwargs) -> None:
     database = settings.DATABASES["default"]
     database["OPTIONS"].pop("pool", None)
     database["CONN_MAX_AGE"] = WORKER_CONN_MAX_AGE
+
+
+# Start-up is over in a worker's main process once it consumes (thread pool: its tasks run there)
+# and in a prefork child once it is initialised: what they loaded stays out of full collections.
+worker_ready.connect(freeze_startup_objects, weak=False)
+worker_process_init.connect(freeze_startup_objects, weak=False)
 
 
 @task_postrun.connect
