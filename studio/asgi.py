@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from importlib import import_module
 
 import django
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
-from django.urls import get_resolver
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
 django.setup(set_prefix=False)  # must run before importing consumers (app registry)
@@ -113,5 +114,5 @@ application = ProtocolTypeRouter(
     {"http": django_asgi_app, "websocket": websocket_stack(websocket_urlpatterns)}
 )
 
-get_resolver().url_patterns  # the views, imported now rather than by the first request
+import_module(settings.ROOT_URLCONF)  # the views, imported now rather than by the first request
 freeze_startup_objects()
