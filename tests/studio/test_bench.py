@@ -16,7 +16,7 @@ FIGURES = [
     "chain_worker_ratio_to_floor",
     "fanout_wall_ms", "fanout_steps_per_s",
     "small_runs", "small_runs_per_s", "small_runs_ratio_to_langgraph", "small_run_p50_ms", "small_run_p95_ms",
-    "api_wait_p50_ms", "api_wait_p95_ms", "api_runs_per_s",
+    "api_wait_p50_ms", "api_wait_p95_ms", "api_runs_per_s", "api_noop_p95_ms", "api_wait_ratio_to_floor",
 ]  # fmt: skip
 
 
