@@ -35,9 +35,8 @@ from typing import Any
 import jsonschema
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, JSONField, Q, Sum
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
-from psycopg.types.json import Jsonb
 
 from flows.budget import spend_statement
 from flows.graph import CompiledGraph
@@ -55,11 +54,20 @@ from flows.models import (
 from flows.nodes import CHILD_RUN_TYPES, NodeContext, NodeError, NodeResult, NodeType, get_type
 from flows.nodes.base import CapabilityRefused
 from flows.policies import approval_wait, policy_for_step
-from studio import jsontext
 from studio.celery import send_tasks
 from studio.governance.audit import audit_append
 from studio.realtime import group_name, publish_on_commit
-from studio.rows import Columns, Trip, insert, instances, packed_transaction, select_list
+from studio.rows import (
+    Columns,
+    Trip,
+    WritePlan,
+    db_values,
+    insert,
+    instances,
+    packed_transaction,
+    select_list,
+    write_plan,
+)
 from studio.tenants.models import Tenant
 
 log = logging.getLogger(__name__)
@@ -569,25 +577,17 @@ class _Update:
     """An UPDATE of some fields of a model by id, and its parameters for an instance."""
 
     sql: str
-    fields: tuple[str, ...]
-    json_fields: frozenset[str]  # encoded by jsontext, dates and decimals as Django writes them
+    plan: WritePlan
 
     @classmethod
-    def of(cls, model: type, fields: list[str]) -> _Update:
+    def of(cls, model: type, names: list[str]) -> _Update:
         quote = connection.ops.quote_name
-        sets = ", ".join(f"{quote(model._meta.get_field(f).column)} = %s" for f in fields)
-        json_fields = frozenset(f for f in fields if isinstance(model._meta.get_field(f), JSONField))
-        return cls(
-            f"UPDATE {quote(model._meta.db_table)} SET {sets} WHERE id = %s", tuple(fields), json_fields
-        )
+        fields = [model._meta.get_field(name) for name in names]
+        sets = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+        return cls(f"UPDATE {quote(model._meta.db_table)} SET {sets} WHERE id = %s", write_plan(fields))
 
     def params(self, instance: Any) -> list[Any]:
-        row = [getattr(instance, name) for name in self.fields]
-        for index, name in enumerate(self.fields):
-            if name in self.json_fields and row[index] is not None:
-                row[index] = Jsonb(row[index], dumps=jsontext.dumps)
-        row.append(instance.pk)
-        return row
+        return [*db_values(self.plan, instance), instance.pk]
 
 
 _SAVE_STEP = _Update.of(StepRun, STEP_FIELDS)

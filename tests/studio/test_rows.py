@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+from datetime import datetime
 from decimal import Decimal
 
 import pytest
@@ -9,10 +11,11 @@ from django.db import connection, transaction
 from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 from psycopg import pq
+from psycopg.types.json import Jsonb
 
 from flows.graph import graph_doc, node_doc
-from flows.models import Run, StepRun
-from studio.rows import Columns, insert, packed_transaction
+from flows.models import Run, RunStatus, StepRun
+from studio.rows import Columns, db_values, insert, packed_transaction, write_plan
 from tests.factories import make_tenant
 from tests.flows.helpers import published_flow
 from tests.pg import queries_sent
@@ -62,6 +65,53 @@ def test_inserted_rows_get_their_ids_defaults_and_prepared_values():
 def test_inserting_nothing_sends_nothing(django_assert_num_queries):
     with django_assert_num_queries(0):
         insert([])
+
+
+def _as_the_orm_prepares(obj, adding: bool) -> list:
+    fields = [f for f in type(obj)._meta.concrete_fields if f is not type(obj)._meta.auto_field]
+    return [f.get_db_prep_save(f.pre_save(obj, adding), connection) for f in fields]
+
+
+def _comparable(value):
+    if isinstance(value, Jsonb):
+        return ("json", value.obj)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (int, int(value))  # psycopg's Int4/Int8 wrappers the ORM adds only type a bound parameter
+    return (type(value), value)
+
+
+@pytest.mark.parametrize("adding", [True, False])
+def test_db_values_are_the_values_the_orm_writes(adding):
+    """The fast path gives the ORM's parameters: values of the field's own type pass as they are,
+    others (an enum member for a CharField, an int for a FloatField or DecimalField, a naive
+    datetime) go through the field, JSON None is SQL NULL, ``auto_now_add`` stamps on INSERT."""
+    flow = _trigger_flow()
+    run = Run(
+        tenant=flow.tenant,
+        flow=flow,
+        status=RunStatus.RUNNING,  # a str subclass: the field makes it a plain str
+        inputs={"when": "x", "n": [1, 2]},
+        outputs=None,
+        trigger="api",
+        item_index=3,
+        started_at=timezone.now(),
+        finished_at=datetime(2026, 1, 2, 3, 4, 5),  # naive: the field makes it aware, with a warning
+        tokens_in=7,
+        cost_usd=2,  # an int: the field makes it a Decimal
+    )
+    step = StepRun(run_id=1, node_id="a", node_type="llm", idempotency_key="k", timeout_s=30, confidence=0.5)
+    for obj in (run, step):
+        fields = [f for f in type(obj)._meta.concrete_fields if f is not type(obj)._meta.auto_field]
+        with pytest.warns(RuntimeWarning) if obj is run else nullcontext():
+            ours = db_values(write_plan(fields), obj, adding=adding)
+        with pytest.warns(RuntimeWarning) if obj is run else nullcontext():
+            theirs = _as_the_orm_prepares(obj, adding)
+        for field, mine, orm in zip(fields, ours, theirs, strict=True):
+            if field.name == "created_at" and adding:
+                assert mine is not None and orm is not None  # each call stamps its own now()
+                continue
+            assert _comparable(mine) == _comparable(orm), field.name
+    assert db_values(write_plan([Run._meta.get_field("outputs")]), run) == [None]  # SQL NULL, not 'null'
 
 
 # -- packed_transaction ---------------------------------------------------------------------
