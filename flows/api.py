@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from flows import engine, policies, selectors, services
 from flows.graph import MalformedGraph
-from flows.models import RUN_FINISHED, Run, RunStatus, StepRun
+from flows.models import RUN_FINISHED, Run, RunStatus, StepRun, run_totals
 from flows.nodes import all_types
 from studio.api import Conflict, error_response, keyset_page, query_choice, query_int
 from studio.tenants.crypto import decrypt
@@ -354,8 +354,12 @@ def run_dict(run: Run) -> dict:
 def run_payload(run: Run, steps: Iterable[StepRun] | None = None) -> dict:
     """The run with its steps (read here unless given): what the run API answers and the run
     socket's snapshot."""
-    steps = selectors.run_steps(run=run) if steps is None else steps
-    return {**run_dict(run), "steps": [step_dict(step) for step in steps]}
+    steps = list(selectors.run_steps(run=run) if steps is None else steps)
+    tokens_in, tokens_out, cost = run_totals(run, steps)  # a run not ended yet: its steps' so far
+    return {
+        **run_dict(run), "tokens_in": tokens_in, "tokens_out": tokens_out, "cost_usd": _USD.to_representation(cost),
+        "steps": [step_dict(step) for step in steps],
+    }  # fmt: skip
 
 
 class RunStart(serializers.Serializer):

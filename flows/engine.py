@@ -50,6 +50,7 @@ from flows.models import (
     RunStatus,
     StepRun,
     StepStatus,
+    steps_totals,
 )
 from flows.nodes import CHILD_RUN_TYPES, NodeContext, NodeError, NodeResult, NodeType, get_type
 from flows.nodes.base import CapabilityRefused
@@ -507,10 +508,7 @@ class Advance:
     def _sum_totals(self) -> None:
         """The run's tokens and cost: the sum of its steps (a map step holds its children's)."""
         self._load_all()
-        steps = self.steps.values()
-        self.run.tokens_in = sum(s.tokens_in for s in steps)
-        self.run.tokens_out = sum(s.tokens_out for s in steps)
-        self.run.cost_usd = sum((Decimal(s.cost_usd) for s in steps), Decimal(0))
+        self.run.tokens_in, self.run.tokens_out, self.run.cost_usd = steps_totals(self.steps.values())
 
     def _outputs(self) -> Any:
         outputs = [

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import models
@@ -256,3 +258,28 @@ class MonthlySpend(models.Model):
 
     def __str__(self) -> str:
         return f"spend of tenant {self.tenant_id} in {self.month:%Y-%m} (shard {self.shard})"
+
+
+class Totals(NamedTuple):
+    tokens_in: int
+    tokens_out: int
+    cost_usd: Decimal
+
+
+def steps_totals(steps: Iterable[StepRun]) -> Totals:
+    """Tokens and cost of some steps. A run's totals are its steps' (a map or sub-flow step holds
+    its children's)."""
+    steps = list(steps)
+    return Totals(
+        sum(s.tokens_in for s in steps),
+        sum(s.tokens_out for s in steps),
+        sum((Decimal(s.cost_usd) for s in steps), Decimal(0)),
+    )
+
+
+def run_totals(run: Run, steps: Iterable[StepRun]) -> Totals:
+    """A run's tokens and cost as they stand: written on the run when it ends; until then, the
+    sum of its ``steps`` so far (a run waiting for a reviewer has already spent something)."""
+    if run.is_finished:
+        return Totals(run.tokens_in, run.tokens_out, Decimal(run.cost_usd))
+    return steps_totals(steps)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 from django.db import connection, transaction
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
@@ -13,7 +14,18 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from flows.graph import graph_capabilities
-from flows.models import RUN_FINISHED, RUN_RETRYABLE, STEP_ACTIVE, Flow, FlowVersion, Run, StepRun, StepStatus
+from flows.models import (
+    RUN_FINISHED,
+    RUN_RETRYABLE,
+    STEP_ACTIVE,
+    Flow,
+    FlowVersion,
+    Run,
+    StepRun,
+    StepStatus,
+    Totals,
+    run_totals,
+)
 from flows.nodes.base import CHILD_RUN_TYPES, capability_granted
 from studio.realtime import GroupListener, group_name
 from studio.rows import Columns, instances, select_list
@@ -210,6 +222,10 @@ class RunTrace:
         if run.api_key:
             return f"{how} with the API key “{run.api_key.name}”"
         return how
+
+    @cached_property
+    def totals(self) -> Totals:
+        return run_totals(self.run, [t.step for t in self.steps])
 
     @property
     def done_count(self) -> int:

@@ -72,3 +72,28 @@ class TestTracePage:
         run = start(published_flow(tenant, PURE), {"name": "x"})
         assert client_for(make_member(tenant, Role.VIEWER)).post(f"/runs/{run.pk}/replay/").status_code == 403
         assert Run.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_waiting_for_a_reviewer_shows_what_its_steps_spent_so_far(celery_worker, api):
+    """Tokens and cost are written on the run when it ends; until then the page and the API
+    answer the sum of its steps so far, not zeros."""
+    from tests.studio.inbox.helpers import approval_flow, wait_review
+
+    tenant = make_tenant("Acme")
+    run = start(approval_flow(tenant), {"amount": 5})
+    wait_review(run)
+    run.refresh_from_db()
+    draft = run.steps.get(node_id="draft")
+    assert run.status == RunStatus.WAITING and run.tokens_in == 0  # nothing written on the run yet
+    assert draft.tokens_in > 0 and draft.tokens_out > 0 and draft.cost_usd > 0
+
+    html = client_for(make_member(tenant, Role.VIEWER)).get(f"/runs/{run.pk}/").content.decode()
+    tokens = re.search(r'<dt>([^<]*)</dt><dd data-fact="tokens">([^<]*)<', html).groups()
+    cost = re.search(r'<dt>([^<]*)</dt><dd data-fact="cost">([^<]*)<', html).groups()
+    assert tokens == ("Tokens so far", f"{draft.tokens_in} in · {draft.tokens_out} out")
+    assert cost == ("Cost so far", f"${draft.cost_usd:.6f}")
+
+    payload = api(tenant, Role.VIEWER).get(f"/api/v1/runs/{run.pk}/").json()
+    assert (payload["tokens_in"], payload["tokens_out"]) == (draft.tokens_in, draft.tokens_out)
+    assert payload["cost_usd"] == f"{draft.cost_usd:.6f}"
