@@ -125,7 +125,7 @@ def test_pricing_prices_each_sku_in_its_own_run_within_the_guardrails(tenant, re
         ("held", 6.49),  # below the 5% margin over cost
         ("held", 2.0),  # no usable proposal
     ]
-    assert "price = 0 is below 0.01" in prices[3]["reason"]
+    assert prices[3]["reason"] == "price = 0 is below 0.01"  # the violations, joined by "; "
     assert ReviewTask.objects.filter(run__parent_step__run=run).count() == 1
 
 
