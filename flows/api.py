@@ -308,9 +308,14 @@ class RunOutput(serializers.Serializer):
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
-    tokens_in = serializers.IntegerField()
-    tokens_out = serializers.IntegerField()
-    cost_usd = serializers.DecimalField(max_digits=12, decimal_places=6)
+    tokens_in = serializers.IntegerField(
+        help_text="Model tokens of the run's steps. In a run's detail, ?wait answer and socket snapshot: "
+        "the steps' so far while it goes on; in the runs list: written when it ends (0 until then)."
+    )
+    tokens_out = serializers.IntegerField(help_text="As tokens_in, for the models' output.")
+    cost_usd = serializers.DecimalField(
+        max_digits=12, decimal_places=6, help_text="As tokens_in, in US dollars."
+    )
 
     def get_parent_run(self, run) -> int | None:
         return run.parent_step.run_id if run.parent_step_id else None
