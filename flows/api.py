@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from flows import engine, policies, selectors, services
 from flows.graph import MalformedGraph
-from flows.models import RUN_FINISHED, Run, RunStatus, StepRun, run_totals
+from flows.models import RUN_FINISHED, SLUG_MAX, Run, RunStatus, StepRun, run_totals
 from flows.nodes import all_types
 from studio.api import Conflict, error_response, keyset_page, query_choice, query_int
 from studio.tenants.crypto import decrypt
@@ -47,6 +47,7 @@ class NodeTypesApi(APIView):
 class FlowOutput(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
+    slug = serializers.CharField()
     description = serializers.CharField()
     draft_revision = serializers.IntegerField()
     created_at = serializers.DateTimeField()
@@ -74,6 +75,9 @@ class FlowListApi(APIView):
 
     class FlowCreate(serializers.Serializer):
         name = serializers.CharField(max_length=120)
+        slug = serializers.SlugField(
+            max_length=SLUG_MAX, required=False, default="", help_text="Made from the name when left out."
+        )
         description = serializers.CharField(required=False, allow_blank=True, default="")
         graph = serializers.JSONField(required=False)
 
@@ -101,6 +105,9 @@ class FlowDetailApi(APIView):
 
     class FlowUpdate(serializers.Serializer):
         name = serializers.CharField(max_length=120, required=False)
+        slug = serializers.SlugField(
+            max_length=SLUG_MAX, required=False, help_text="Kept when the flow is renamed."
+        )
         description = serializers.CharField(required=False, allow_blank=True)
         granted_capabilities = serializers.ListField(
             child=serializers.RegexField(r"^[a-z][a-z0-9_.:*-]{0,99}$"), required=False, max_length=100

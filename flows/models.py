@@ -19,9 +19,15 @@ def _webhook_token() -> str:
     return secrets.token_urlsafe(24)
 
 
+SLUG_MAX = 80
+
+
 class Flow(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="flows")
     name = models.CharField(max_length=120)
+    # Made from the name when the flow is created and kept when it is renamed: what scripts and
+    # the command line call it by (``run_flow support-triage``). Unique among a tenant's live flows.
+    slug = models.SlugField(max_length=SLUG_MAX)
     description = models.TextField(blank=True)
     # The draft: any well-formed graph document, problems and all. Published versions are frozen copies.
     draft = models.JSONField(default=dict)
@@ -55,6 +61,11 @@ class Flow(models.Model):
                 fields=["tenant", "-updated_at"],
                 name="flow_tenant_recent",
                 condition=Q(deleted_at__isnull=True),
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "slug"], name="flow_unique_slug", condition=Q(deleted_at__isnull=True)
             ),
         ]
 

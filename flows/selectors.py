@@ -35,7 +35,7 @@ from studio.tenants.models import Tenant
 def flow_list(*, tenant: Tenant, search: str = "") -> QuerySet[Flow]:
     flows = Flow.objects.for_tenant(tenant).filter(deleted_at__isnull=True).select_related("tenant")
     if search:
-        flows = flows.filter(name__icontains=search)
+        flows = flows.filter(Q(name__icontains=search) | Q(slug__icontains=search))
     return flows
 
 

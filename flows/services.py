@@ -6,13 +6,15 @@ import copy
 from collections.abc import Callable
 from datetime import timedelta
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.text import slugify
 
 from flows import engine
 from flows.budget import BudgetExceeded, budget_check
 from flows.graph import MalformedGraph, Problem, check_well_formed, graph_sha256, validate
-from flows.models import Flow, FlowVersion, Run
+from flows.models import SLUG_MAX, Flow, FlowVersion, Run
 from flows.schedules import schedule_refresh
 from flows.selectors import version_graph_resolver, version_latest
 from flows.starters import Starter, companion_flow_name, filled_graph
@@ -58,26 +60,72 @@ def graph_problems(*, flow: Flow | None, tenant: Tenant, graph: dict) -> list[Pr
 
 
 def flow_create(
-    *, tenant: Tenant, name: str, user=None, description: str = "", graph: dict | None = None
+    *, tenant: Tenant, name: str, user=None, description: str = "", graph: dict | None = None, slug: str = ""
 ) -> Flow:
+    """A new flow; its slug is ``slug`` when given (refused when a live flow of the tenant has
+    it), else made from its name, numbered when taken (``support-triage-2``)."""
     graph = check_well_formed(copy.deepcopy(graph)) if graph is not None else starter_graph()
-    return Flow.objects.create(
-        tenant=tenant, name=name.strip() or "Untitled flow", description=description, draft=graph,
-        created_by=user, draft_updated_by=user,
-    )  # fmt: skip
+    name = name.strip() or "Untitled flow"
+    for attempt in range(5):  # another flow may take the same free slug between our read and write
+        try:
+            with transaction.atomic():
+                return Flow.objects.create(
+                    tenant=tenant, name=name, slug=slug or free_slug(tenant, name), description=description,
+                    draft=graph, created_by=user, draft_updated_by=user,
+                )  # fmt: skip
+        except IntegrityError as exc:
+            if not _slug_taken(exc) or attempt == 4:
+                raise
+            if slug:
+                raise _slug_in_use(slug) from None
+    raise AssertionError("unreachable")
+
+
+def free_slug(tenant: Tenant, name: str) -> str:
+    """``name`` as a slug no live flow of the tenant has: ``name``, ``name-2``, ``name-3``…"""
+    base = slugify(name).strip("-") or "flow"
+    taken = set(
+        Flow.objects.for_tenant(tenant)
+        .filter(deleted_at__isnull=True, slug__startswith=base[: SLUG_MAX - 12])
+        .values_list("slug", flat=True)
+    )
+    number = 1
+    while True:
+        suffix = f"-{number}" if number > 1 else ""
+        candidate = base[: SLUG_MAX - len(suffix)].rstrip("-") + suffix
+        if candidate not in taken:
+            return candidate
+        number += 1
+
+
+def _slug_taken(exc: IntegrityError) -> bool:
+    diag = getattr(exc.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", None) == "flow_unique_slug"
+
+
+def _slug_in_use(slug: str) -> ValidationError:
+    return ValidationError({"slug": [f"another flow of this tenant is called {slug!r}"]})
 
 
 @transaction.atomic
 def flow_update(*, flow: Flow, actor: str = "system", **fields) -> Flow:
-    """Rename, describe, grant capabilities, set or clear the webhook secret (stored encrypted).
-    Grants and the webhook secret are audited."""
+    """Rename, change the slug, describe, grant capabilities, set or clear the webhook secret
+    (stored encrypted). Grants and the webhook secret are audited."""
     granted_before = list(flow.granted_capabilities or [])
-    for name in ("name", "description", "granted_capabilities"):
+    for name in ("name", "slug", "description", "granted_capabilities"):
         if fields.get(name) is not None:
             setattr(flow, name, fields[name])
     if "webhook_secret" in fields:
         flow.webhook_secret = encrypt(fields["webhook_secret"]) if fields["webhook_secret"] else ""
-    flow.save(update_fields=["name", "description", "granted_capabilities", "webhook_secret", "updated_at"])
+    try:
+        with transaction.atomic():
+            flow.save(update_fields=[
+                "name", "slug", "description", "granted_capabilities", "webhook_secret", "updated_at",
+            ])  # fmt: skip
+    except IntegrityError as exc:
+        if _slug_taken(exc):
+            raise _slug_in_use(flow.slug) from None
+        raise
     if list(flow.granted_capabilities or []) != granted_before:
         audit_append(
             tenant_id=flow.tenant_id,

@@ -36,6 +36,14 @@ def test_run_flow_prints_progress_and_outputs(tmp_path):
 
     by_name = run_flow("Greeter", "--tenant", tenant.slug, "--input", "-", "--wait", stdin='{"name": "Bo"}')
     assert by_name.returncode == 0, by_name.stderr
+    by_slug = run_flow(flow.slug, "--input", "-", stdin='{"name": "Cy"}')
+    assert by_slug.returncode == 0 and "of 'Greeter' started" in by_slug.stdout, by_slug.stderr
+    unknown = run_flow("greter", "--tenant", tenant.slug)
+    assert unknown.returncode == 1
+    assert (
+        unknown.stderr.strip()
+        == f"CommandError: no flow 'greter' in tenant {tenant.slug}: give its id, slug or name (slugs: greeter)"
+    )
 
 
 def test_run_flow_explains_bad_input(tmp_path):

@@ -15,7 +15,9 @@ class Command(BaseCommand):
     help = "Start a run of a flow; with --wait, print each step as it progresses, then the outputs."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("flow", help="the flow's id, or its name (with --tenant when names repeat)")
+        parser.add_argument(
+            "flow", help="the flow's id, slug or name (with --tenant when several tenants have it)"
+        )
         parser.add_argument("--tenant", help="the tenant's slug")
         parser.add_argument("--input", help="a JSON file with the run's inputs ('-' for standard input)")
         parser.add_argument(
@@ -46,12 +48,29 @@ class Command(BaseCommand):
         flows = Flow.objects.filter(deleted_at__isnull=True).select_related("tenant")
         if tenant:
             flows = flows.filter(tenant__slug=tenant)
-        matches = list(flows.filter(pk=int(ref))) if ref.isdigit() else list(flows.filter(name=ref))
+        if ref.isdigit():
+            matches = list(flows.filter(pk=int(ref)))
+        else:  # a slug first (unique in a tenant), else a name
+            matches = list(flows.filter(slug=ref)) or list(flows.filter(name=ref))
         if not matches:
-            raise CommandError(f"no flow {ref!r}{' in tenant ' + tenant if tenant else ''}")
+            where = f" in tenant {tenant}" if tenant else ""
+            raise CommandError(
+                f"no flow {ref!r}{where}: give its id, slug or name ({self._some_slugs(flows)})"
+            )
         if len(matches) > 1:
-            raise CommandError(f"{len(matches)} flows are called {ref!r}: give its id or --tenant")
+            tenants = sorted({flow.tenant.slug for flow in matches})
+            raise CommandError(
+                f"{len(matches)} flows are called {ref!r} (tenants {', '.join(tenants)}): give its id, or --tenant"
+                if len(tenants) > 1 else f"{len(matches)} flows are called {ref!r}: give its id or slug"
+            )  # fmt: skip
         return matches[0]
+
+    @staticmethod
+    def _some_slugs(flows) -> str:
+        slugs = list(flows.order_by("slug").values_list("slug", flat=True)[:6])
+        if not slugs:
+            return "there are none"
+        return "slugs: " + ", ".join(slugs[:5]) + (", …" if len(slugs) > 5 else "")
 
     def _inputs(self, path: str | None) -> dict:
         if path is None:
