@@ -66,7 +66,8 @@ def flow_create(
     it), else made from its name, numbered when taken (``support-triage-2``)."""
     graph = check_well_formed(copy.deepcopy(graph)) if graph is not None else starter_graph()
     name = name.strip() or "Untitled flow"
-    for attempt in range(5):  # another flow may take the same free slug between our read and write
+    tries = 0
+    while True:  # another flow may take the same free slug between our read and our write
         try:
             with transaction.atomic():
                 return Flow.objects.create(
@@ -74,11 +75,11 @@ def flow_create(
                     draft=graph, created_by=user, draft_updated_by=user,
                 )  # fmt: skip
         except IntegrityError as exc:
-            if not _slug_taken(exc) or attempt == 4:
-                raise
-            if slug:
+            tries += 1
+            if slug and _slug_taken(exc):
                 raise _slug_in_use(slug) from None
-    raise AssertionError("unreachable")
+            if not _slug_taken(exc) or tries == 10:
+                raise
 
 
 def free_slug(tenant: Tenant, name: str) -> str:

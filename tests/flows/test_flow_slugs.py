@@ -80,3 +80,27 @@ def test_the_flows_list_finds_a_flow_by_its_slug(builder):
     create(builder, "Pricing")
     found = builder.get("/api/v1/flows/", {"search": "refunds"}).json()["results"]
     assert [f["name"] for f in found] == ["Refund desk"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_flows_created_at_once_under_one_name_all_get_their_own_slug():
+    """Each create reads the free slug, then inserts: one that lost the race to the same slug
+    reads again instead of failing."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from django.db import connection
+
+    tenant = make_tenant("Racers")
+    barrier = Barrier(6)
+
+    def create_one(_) -> str:
+        try:
+            barrier.wait()
+            return services.flow_create(tenant=tenant, name="Race").slug
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(6) as pool:
+        slugs = list(pool.map(create_one, range(6)))
+    assert sorted(slugs) == sorted(["race", *(f"race-{n}" for n in range(2, 7))])
