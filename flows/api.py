@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from flows import engine, policies, selectors, services
 from flows.graph import MalformedGraph
-from flows.models import RUN_FINISHED, SLUG_MAX, Run, RunStatus, StepRun, run_totals
+from flows.models import RUN_FINISHED, SLUG_MAX, Run, RunStatus, StepRun, Totals, run_totals
 from flows.nodes import all_types
 from studio.api import Conflict, error_response, keyset_page, query_choice, query_int
 from studio.tenants.crypto import decrypt
@@ -316,8 +316,8 @@ class RunOutput(serializers.Serializer):
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
     tokens_in = serializers.IntegerField(
-        help_text="Model tokens of the run's steps. In a run's detail, ?wait answer and socket snapshot: "
-        "the steps' so far while it goes on; in the runs list: written when it ends (0 until then)."
+        help_text="Model tokens of the run's steps: written on the run when it ends; until then, its "
+        "steps' so far."
     )
     tokens_out = serializers.IntegerField(help_text="As tokens_in, for the models' output.")
     cost_usd = serializers.DecimalField(
@@ -351,15 +351,17 @@ def step_dict(step) -> dict:
     }  # fmt: skip
 
 
-def run_dict(run: Run) -> dict:
+def run_dict(run: Run, totals: Totals | None = None) -> dict:
+    """The run; ``totals``: its tokens and cost so far, when it has not ended (``run_totals``)."""
+    tokens_in, tokens_out, cost = totals or (run.tokens_in, run.tokens_out, run.cost_usd)
     return {
         "id": run.pk, "flow": run.flow_id, "version": run.version.number if run.version_id else None,
         "is_test": run.is_test, "status": run.status, "trigger": run.trigger, "inputs": run.inputs,
         "outputs": run.outputs, "error": run.error,
         "parent_run": run.parent_step.run_id if run.parent_step_id else None,
         "created_at": _when(run.created_at), "started_at": _when(run.started_at),
-        "finished_at": _when(run.finished_at), "tokens_in": run.tokens_in, "tokens_out": run.tokens_out,
-        "cost_usd": _USD.to_representation(run.cost_usd),
+        "finished_at": _when(run.finished_at), "tokens_in": tokens_in, "tokens_out": tokens_out,
+        "cost_usd": _USD.to_representation(cost),
     }  # fmt: skip
 
 
@@ -367,11 +369,7 @@ def run_payload(run: Run, steps: Iterable[StepRun] | None = None) -> dict:
     """The run with its steps (read here unless given): what the run API answers and the run
     socket's snapshot."""
     steps = list(selectors.run_steps(run=run) if steps is None else steps)
-    tokens_in, tokens_out, cost = run_totals(run, steps)  # a run not ended yet: its steps' so far
-    return {
-        **run_dict(run), "tokens_in": tokens_in, "tokens_out": tokens_out, "cost_usd": _USD.to_representation(cost),
-        "steps": [step_dict(step) for step in steps],
-    }  # fmt: skip
+    return {**run_dict(run, run_totals(run, steps)), "steps": [step_dict(step) for step in steps]}
 
 
 class RunStart(serializers.Serializer):
@@ -407,7 +405,8 @@ class FlowRunsApi(APIView):
         runs, next_url = keyset_page(
             request, list(selectors.run_list(flow=flow, status=status_, before=before)[: limit + 1]), limit
         )
-        return Response({"results": [run_dict(run) for run in runs], "next": next_url})
+        totals = selectors.totals_so_far(runs)
+        return Response({"results": [run_dict(run, totals.get(run.pk)) for run in runs], "next": next_url})
 
     @extend_schema(
         request=RunStart,

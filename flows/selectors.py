@@ -157,6 +157,18 @@ def run_list(*, flow: Flow, status: str | None = None, before: int | None = None
     return runs.order_by("-created_at", "-pk")
 
 
+def totals_so_far(runs: list[Run]) -> dict[int, Totals]:
+    """By run id, the totals of those of ``runs`` that have not ended (``run_totals``: the sum
+    of their steps so far), in one query; ended runs carry theirs."""
+    going = [run for run in runs if not run.is_finished]
+    if not going:
+        return {}
+    steps: dict[int, list[StepRun]] = {run.pk: [] for run in going}
+    for step in StepRun.objects.filter(run__in=going).only("run_id", "tokens_in", "tokens_out", "cost_usd"):
+        steps[step.run_id].append(step)
+    return {run.pk: run_totals(run, steps[run.pk]) for run in going}
+
+
 def run_get(*, tenant: Tenant, pk: int) -> Run:
     runs = Run.objects.for_tenant(tenant).select_related("flow", "version", "tenant").defer(*RUN_DOCUMENTS)
     return get_object_or_404(runs, pk=pk)

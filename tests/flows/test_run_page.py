@@ -76,8 +76,8 @@ class TestTracePage:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_run_waiting_for_a_reviewer_shows_what_its_steps_spent_so_far(celery_worker, api):
-    """Tokens and cost are written on the run when it ends; until then the page and the API
-    answer the sum of its steps so far, not zeros."""
+    """Tokens and cost are written on the run when it ends; until then the page, the run API and
+    the runs list answer the sum of its steps so far, not zeros."""
     from tests.studio.inbox.helpers import approval_flow, wait_review
 
     tenant = make_tenant("Acme")
@@ -94,6 +94,10 @@ def test_a_run_waiting_for_a_reviewer_shows_what_its_steps_spent_so_far(celery_w
     assert tokens == ("Tokens so far", f"{draft.tokens_in} in · {draft.tokens_out} out")
     assert cost == ("Cost so far", f"${draft.cost_usd:.6f}")
 
-    payload = api(tenant, Role.VIEWER).get(f"/api/v1/runs/{run.pk}/").json()
-    assert (payload["tokens_in"], payload["tokens_out"]) == (draft.tokens_in, draft.tokens_out)
-    assert payload["cost_usd"] == f"{draft.cost_usd:.6f}"
+    viewer = api(tenant, Role.VIEWER)
+    payload = viewer.get(f"/api/v1/runs/{run.pk}/").json()
+    listed = viewer.get(f"/api/v1/flows/{run.flow_id}/runs/").json()["results"]
+    for shown in (payload, *listed):
+        assert (shown["tokens_in"], shown["tokens_out"]) == (draft.tokens_in, draft.tokens_out)
+        assert shown["cost_usd"] == f"{draft.cost_usd:.6f}"
+    assert [r["id"] for r in listed] == [run.pk]
