@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
+from django.utils.text import slugify
 
 from studio.tenants.models import ApiKey, Tenant, TenantOwnedQuerySet
 
@@ -20,6 +21,19 @@ def _webhook_token() -> str:
 
 
 SLUG_MAX = 80
+
+
+def first_free_slug(name: str, taken: set[str]) -> str:
+    """``name`` as a slug not in ``taken``: ``name``, ``name-2``, ``name-3``… (``flow`` when
+    nothing of the name is left), cut to ``SLUG_MAX``."""
+    base = slugify(name).strip("-") or "flow"
+    number = 1
+    while True:
+        suffix = f"-{number}" if number > 1 else ""
+        candidate = base[: SLUG_MAX - len(suffix)].rstrip("-") + suffix
+        if candidate not in taken:
+            return candidate
+        number += 1
 
 
 class Flow(models.Model):

@@ -14,7 +14,7 @@ from django.utils.text import slugify
 from flows import engine
 from flows.budget import BudgetExceeded, budget_check
 from flows.graph import MalformedGraph, Problem, check_well_formed, graph_sha256, validate
-from flows.models import SLUG_MAX, Flow, FlowVersion, Run
+from flows.models import SLUG_MAX, Flow, FlowVersion, Run, first_free_slug
 from flows.schedules import schedule_refresh
 from flows.selectors import version_graph_resolver, version_latest
 from flows.starters import Starter, companion_flow_name, filled_graph
@@ -83,20 +83,10 @@ def flow_create(
 
 
 def free_slug(tenant: Tenant, name: str) -> str:
-    """``name`` as a slug no live flow of the tenant has: ``name``, ``name-2``, ``name-3``…"""
-    base = slugify(name).strip("-") or "flow"
-    taken = set(
-        Flow.objects.for_tenant(tenant)
-        .filter(deleted_at__isnull=True, slug__startswith=base[: SLUG_MAX - 12])
-        .values_list("slug", flat=True)
-    )
-    number = 1
-    while True:
-        suffix = f"-{number}" if number > 1 else ""
-        candidate = base[: SLUG_MAX - len(suffix)].rstrip("-") + suffix
-        if candidate not in taken:
-            return candidate
-        number += 1
+    """``name`` as a slug no live flow of the tenant has (``first_free_slug``)."""
+    prefix = slugify(name).strip("-")[: SLUG_MAX - 12]
+    taken = Flow.objects.for_tenant(tenant).filter(deleted_at__isnull=True, slug__startswith=prefix)
+    return first_free_slug(name, set(taken.values_list("slug", flat=True)))
 
 
 def _slug_taken(exc: IntegrityError) -> bool:

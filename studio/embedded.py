@@ -353,13 +353,13 @@ class EmbeddedStack:
         # The settings go in a file only we can read: the password stays out of the process list
         # (and a generated one that starts with "--" is not read as an option).
         config = self.redis_dir / "redis.conf"
-        settings = {
+        options = {
             "bind": "127.0.0.1", "port": str(port), "dir": str(self.redis_dir), "requirepass": password,
             "appendonly": "yes", "appendfsync": "everysec", "save": "900 1 300 10 60 10000",
             "daemonize": "no", "protected-mode": "yes", "logfile": str(self.log_dir / "redis.log"),
         }  # fmt: skip
         _write_private_text(
-            config, "".join(f"{name} {_redis_quoted(value)}\n" for name, value in settings.items())
+            config, "".join(f"{name} {_redis_quoted(value)}\n" for name, value in options.items())
         )
         args = [str(binary), str(config)]
         proc = subprocess.Popen(

@@ -137,7 +137,7 @@ def db_values(plan: WritePlan, obj: Model, *, adding: bool = False) -> list[Any]
     and ``auto_now(_add)`` dates, through the field as the ORM does (``adding``: an INSERT)."""
     out = []
     for field, attname, how in plan:
-        if how is _THROUGH_FIELD or how is _STAMPED:
+        if how is _THROUGH_FIELD:  # pre_save: auto_now(_add) stamps the date
             out.append(field.get_db_prep_save(field.pre_save(obj, adding), connection))
             continue
         value = getattr(obj, attname)
@@ -150,7 +150,7 @@ def db_values(plan: WritePlan, obj: Model, *, adding: bool = False) -> list[Any]
     return out
 
 
-_JSON, _STAMPED, _THROUGH_FIELD = object(), object(), object()
+_JSON, _THROUGH_FIELD = object(), object()
 # Fields whose values of this Python type PostgreSQL's backend writes unchanged (aware datetimes).
 _INTEGER_FIELDS = (
     "AutoField",
@@ -174,12 +174,12 @@ _PLAIN_TYPES: dict[str, type] = {
 
 
 def _how_written(field: Field) -> object:
-    """``_JSON``, ``_STAMPED`` (an ``auto_now(_add)`` date), a Python type written as it is, or
-    ``_THROUGH_FIELD``."""
+    """``_JSON``, a Python type written as it is, or ``_THROUGH_FIELD`` (``auto_now(_add)``
+    dates included)."""
     if isinstance(field, JSONField) and field.encoder in (None, DjangoJSONEncoder):
         return _JSON
     if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-        return _STAMPED
+        return _THROUGH_FIELD
     internal = field.target_field.get_internal_type() if field.is_relation else field.get_internal_type()
     return _PLAIN_TYPES.get(internal, _THROUGH_FIELD)
 

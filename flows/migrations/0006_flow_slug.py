@@ -2,24 +2,17 @@
 
 from django.db import migrations, models
 from django.db.models import Q
-from django.utils.text import slugify
 
-SLUG_MAX = 80
+from flows.models import first_free_slug
 
 
 def fill_slugs(apps, schema_editor):
     Flow = apps.get_model("flows", "Flow")
-    taken: dict[int, set[str]] = {}
+    taken: dict[int, set[str]] = {}  # tenant id → slugs of its live flows
     for flow in Flow.objects.order_by("id").only("id", "tenant_id", "name", "deleted_at"):
-        base = slugify(flow.name).strip("-") or "flow"
         slugs = taken.setdefault(flow.tenant_id, set())
-        number = 1
-        while True:
-            suffix = f"-{number}" if number > 1 else ""
-            slug = base[: SLUG_MAX - len(suffix)].rstrip("-") + suffix
-            if flow.deleted_at is not None or slug not in slugs:
-                break
-            number += 1
+        # A deleted flow's slug is not counted against live ones, nor they against it.
+        slug = first_free_slug(flow.name, set() if flow.deleted_at is not None else slugs)
         if flow.deleted_at is None:
             slugs.add(slug)
         Flow.objects.filter(pk=flow.pk).update(slug=slug)
@@ -32,7 +25,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="flow",
             name="slug",
-            field=models.SlugField(max_length=SLUG_MAX, default=""),
+            field=models.SlugField(max_length=80, default=""),
             preserve_default=False,
         ),
         migrations.RunPython(fill_slugs, migrations.RunPython.noop),
