@@ -452,11 +452,10 @@ def start_run_response(*, flow, actor, trigger: str, inputs, version, idempotenc
         run, _ = services.run_request(
             flow=flow, version=version, inputs=inputs, trigger=trigger, user=actor.user, api_key=actor.api_key,
             idempotency_key=idempotency_key, latest=latest,
-            on_created=selectors.listen_from_start(listening) if wait else None,
+            on_created=selectors.listen_from_start(listening) if wait else None, rate_limited=True,
         )  # fmt: skip
     except services.RunRefused as exc:
-        code = "budget_exceeded" if exc.status == 429 else "run_refused"
-        return error_response(exc.status, str(exc), code=code, details=exc.details)
+        return error_response(exc.status, str(exc), code=exc.code, details=exc.details)
     if wait:
         selectors.run_wait(run=run, timeout_s=wait, listener=listening[0] if listening else None)
     steps = engine.run_now(run)  # as it stands now
@@ -515,7 +514,7 @@ class RunReplayApi(APIView):
             new_run = services.run_replay(run=run, version=data.validated_data["version"], user=actor.user,
                                           api_key=actor.api_key)  # fmt: skip
         except services.RunRefused as exc:
-            return error_response(400, str(exc), code="run_refused", details=exc.details)
+            return error_response(exc.status, str(exc), code=exc.code, details=exc.details)
         return Response(run_payload(new_run), status=status.HTTP_202_ACCEPTED)
 
 

@@ -19,6 +19,7 @@ from flows.schedules import schedule_refresh
 from flows.selectors import version_graph_resolver, version_latest
 from flows.starters import Starter, companion_flow_name, filled_graph
 from studio.governance.audit import audit_append, user_label
+from studio.tenants import ratelimit
 from studio.tenants.crypto import encrypt
 from studio.tenants.models import Tenant
 
@@ -38,10 +39,13 @@ class PublishRefused(Exception):
 class RunRefused(Exception):
     """A run that cannot start (no version to run, bad inputs): the message says why."""
 
-    def __init__(self, message: str, *, details: list | None = None, status: int = 400) -> None:
+    def __init__(
+        self, message: str, *, details: list | None = None, status: int = 400, code: str = "run_refused"
+    ) -> None:
         super().__init__(message)
         self.details = details or []
         self.status = status
+        self.code = code
 
 
 def starter_graph() -> dict:
@@ -254,7 +258,7 @@ LATEST_UNREAD = object()
 def run_request(
     *, flow: Flow, version: int | str | None, inputs: object, trigger: str, user=None, api_key=None,
     idempotency_key: str = "", latest: FlowVersion | object | None = LATEST_UNREAD,
-    on_created: Callable[[Run], None] | None = None,
+    on_created: Callable[[Run], None] | None = None, rate_limited: bool = False,
 ) -> tuple[Run, bool]:  # fmt: skip
     """Start a run of a version (a number, ``"draft"``, or the latest published when None).
     ``latest``: the flow's latest published version (or None) when the caller read it with the
@@ -262,17 +266,20 @@ def run_request(
     a run an idempotency key found).
 
     With an idempotency key, a repeat within 24 h returns the first run; the bool says
-    whether this call created it."""
+    whether this call created it. ``rate_limited``: a run asked for over HTTP, counted against
+    the tenant's runs per minute (``ratelimit.RateLimited``, a 429, when they are spent)."""
     if idempotency_key:
         existing = Run.objects.filter(
             flow=flow, idempotency_key=idempotency_key, created_at__gte=timezone.now() - IDEMPOTENCY_WINDOW
         ).first()
         if existing is not None:
             return existing, False
+    if rate_limited:
+        ratelimit.run_admit(flow.tenant)
     try:
         budget_check(flow.tenant)
     except BudgetExceeded as exc:
-        raise RunRefused(str(exc), status=429) from None
+        raise RunRefused(str(exc), status=429, code="budget_exceeded") from None
     if version == "draft":
         chosen = None
     elif version is None:
@@ -306,6 +313,7 @@ def run_request(
 
 
 def run_replay(*, run: Run, version: int | str | None, user=None, api_key=None) -> Run:
+    """A new run of ``run``'s inputs (asked for over HTTP: counted against the runs rate limit)."""
     new_run, _ = run_request(flow=run.flow, version=version, inputs=run.inputs, trigger="replay", user=user,
-                             api_key=api_key)  # fmt: skip
+                             api_key=api_key, rate_limited=True)  # fmt: skip
     return new_run

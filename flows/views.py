@@ -16,6 +16,7 @@ from flows import engine, selectors, services
 from flows.graph import MalformedGraph
 from flows.nodes import all_types
 from flows.starters import companion_flow_name, starter_get, starter_list
+from studio.tenants.ratelimit import RateLimited
 from studio.tenants.views import member_required
 
 MAX_IMPORT_BYTES = 5 * 1024 * 1024  # the graph size limit (DESIGN.md)
@@ -167,6 +168,8 @@ def run_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             replay = services.run_replay(run=run, version="draft" if run.is_test else None, user=request.user)
         except services.RunRefused as exc:
             messages.error(request, f"Not replayed: {exc}")
+        except RateLimited as exc:
+            messages.error(request, f"Not replayed: {exc.detail}")
         else:
             what = "the current draft" if replay.is_test else f"version {replay.version.number}"
             messages.success(request, f"Replay of run #{run.pk} on {what}.")

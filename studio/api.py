@@ -167,10 +167,12 @@ def exception_handler(exc, context):
         message = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
         code = "invalid"
     else:
-        details = []
+        details = list(getattr(exc, "details", None) or [])
         message = str(exc.detail) if hasattr(exc, "detail") else str(exc)
         code = getattr(exc, "default_code", None) or _CODES.get(response.status_code)
         if isinstance(getattr(exc, "detail", None), exceptions.ErrorDetail):
             code = exc.detail.code or code
     headers = {k: v for k, v in response.items() if k in {"WWW-Authenticate", "Retry-After", "Allow"}}
+    if hasattr(exc, "decision"):  # a rate limit (studio.tenants.ratelimit.RateLimited)
+        headers.update(exc.decision.headers())
     return error_response(response.status_code, message, code=code, details=details, headers=headers)

@@ -81,6 +81,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "studio.middleware.RequestBodyLimitMiddleware",
     "studio.middleware.ApiTrailingSlashMiddleware",
+    "studio.tenants.ratelimit.RateLimitHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -159,6 +160,15 @@ STORAGES = {
 
 # Request bodies over 10 MB are refused with 413 before they are parsed (DESIGN.md).
 MAX_REQUEST_BODY_BYTES = 10 * 1024 * 1024
+# Request-rate limits (studio/tenants/ratelimit.py), per minute, where a tenant sets none of its
+# own; 0 turns one off. API calls are counted per key (or person), runs per tenant.
+STUDIO_RATE_LIMITS = {
+    "api_requests_per_minute": env_int("STUDIO_API_REQUESTS_PER_MINUTE", 6000),
+    "runs_per_minute": env_int("STUDIO_RUNS_PER_MINUTE", 6000),
+}
+for _name, _value in STUDIO_RATE_LIMITS.items():
+    if _value < 0:
+        raise ImproperlyConfigured(f"STUDIO_{_name.upper()} must be 0 (no limit) or more, got {_value}")
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 
 # Security. HTTPS=1 when the studio is served over TLS (production): it turns on the
@@ -187,11 +197,17 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "studio.api.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["studio.tenants.ratelimit.ApiRateThrottle"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Agent Flow Studio API",
     "VERSION": "1",
+    "DESCRIPTION": (
+        'Errors are `{"error": {"code", "message", "details"}}`. Calls are rate limited per '
+        "API key (and runs per tenant): over a limit, a 429 with code `rate_limited` and `Retry-After`; "
+        "answers carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (seconds)."
+    ),
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],

@@ -12,7 +12,7 @@ from django.http import Http404, HttpResponseForbidden
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from studio.tenants import selectors, services
+from studio.tenants import ratelimit, selectors, services
 from studio.tenants.middleware import SESSION_TENANT_KEY
 from studio.tenants.roles import Role
 
@@ -125,6 +125,13 @@ def settings_api_keys(request):
     new_key = None
     if request.method == "POST":
         try:
+            if request.POST.get("action") == "limits":
+                limits = ratelimit.parse_limits(request.POST)
+                services.tenant_settings_set(
+                    tenant=tenant, path=("rate_limits",), value=limits, actor=request.actor.label
+                )
+                messages.success(request, "Rate limits saved.")
+                return redirect("settings:api_keys")
             if request.POST.get("action") == "revoke":
                 api_key = selectors.api_key_get(tenant=tenant, pk=int(request.POST.get("key", 0)))
                 services.api_key_revoke(api_key=api_key, actor=request.actor.label)
@@ -149,8 +156,29 @@ def settings_api_keys(request):
             "keys": selectors.api_key_list(tenant=tenant),
             "roles": Role.choices,
             "new_key": new_key,
+            "limits": _limits_shown(tenant),
         },
     )
+
+
+def _limits_shown(tenant) -> list[dict]:
+    """Each rate limit as the page shows it: the tenant's own value, and what applies."""
+    own, platform = ratelimit.own_limits(tenant), ratelimit.defaults()
+    labels = {
+        ratelimit.API_REQUESTS: (
+            "API requests per minute",
+            "per API key, and per person for the pages' own calls",
+        ),
+        ratelimit.RUNS: (
+            "Runs per minute",
+            "for the whole tenant: runs started over the API, webhooks and replays",
+        ),
+    }
+    return [
+        {"name": name, "label": labels[name][0], "help": labels[name][1], "own": own.get(name),
+         "platform": platform[name]}
+        for name in ratelimit.LIMITS
+    ]  # fmt: skip
 
 
 @member_required("secrets.manage")

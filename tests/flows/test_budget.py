@@ -7,7 +7,7 @@ from django.db.models import Sum
 from rest_framework.test import APIClient
 
 from flows.budget import month_spend
-from flows.models import RunStatus
+from flows.models import Run, RunStatus
 from studio.tenants.roles import Role
 from tests.factories import make_api_key, make_tenant
 from tests.flows.helpers import edge, graph, node, published_flow, scripted_llm, start, wait_run
@@ -40,6 +40,9 @@ def test_spending_is_counted_and_a_spent_budget_refuses_new_runs_with_429():
     assert refused.status_code == 429
     assert refused.json()["error"] == {"code": "budget_exceeded", "details": [],
                                        "message": "the tenant's monthly budget of 150 tokens is spent"}  # fmt: skip
+    first = Run.objects.filter(flow=flow).earliest("id")
+    replay = client.post(f"/api/v1/runs/{first.pk}/replay/", {}, format="json")
+    assert replay.status_code == 429 and replay.json()["error"]["code"] == "budget_exceeded"
 
 
 def test_a_model_step_stops_when_the_budget_runs_out_mid_run():

@@ -1,0 +1,226 @@
+"""Request-rate limits: API calls per caller, and run starts per tenant.
+
+Two limits, each "N per minute", set per tenant on the API keys page (``settings["rate_limits"]``)
+or left to the platform's defaults (``STUDIO_API_REQUESTS_PER_MINUTE``,
+``STUDIO_RUNS_PER_MINUTE``; 0 turns a default off):
+
+- ``api_requests_per_minute``: every authenticated call under ``/api/v1/``, counted per API key,
+  and per person for calls made from a browser session (``ApiRateThrottle``);
+- ``runs_per_minute``: runs asked for over HTTP (the runs API, webhooks, replays), counted for
+  the whole tenant (``run_admit``, called where a run is about to be created: a refused run
+  writes nothing, and a repeat answered from its ``Idempotency-Key`` is not counted).
+
+Each is a token bucket holding N, refilled at N per minute, kept in Redis as one number (GCRA:
+the time at which the bucket will be full again), read and moved by one Lua script, so that every
+web process shares it, a burst of concurrent calls cannot overdraw it, and Redis's clock is the
+only one that counts. A refusal is a 429 with ``Retry-After``; every answer that passed a bucket
+says where it stands in ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset``
+(seconds until the bucket is full again).
+
+If Redis cannot be reached, calls go through and a warning is logged: the limiter protects the
+service, and must not become the reason every call fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from functools import cache
+
+import redis
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import connection
+from rest_framework import exceptions
+from rest_framework.throttling import BaseThrottle
+
+from studio.realtime import redis_client
+from studio.tenants.permissions import request_actor
+
+log = logging.getLogger(__name__)
+
+API_REQUESTS = "api_requests_per_minute"
+RUNS = "runs_per_minute"
+LIMITS = (API_REQUESTS, RUNS)
+MAX_PER_MINUTE = 1_000_000
+
+# KEYS[1]: the bucket. ARGV[1]: microseconds per token; ARGV[2]: the bucket's size in tokens.
+# The key holds the bucket's "theoretical arrival time" (µs): when it will be full again.
+# Answers {allowed, remaining, retry_after_us, reset_us}.
+_TAKE_LUA = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
+local interval = tonumber(ARGV[1])
+local size = tonumber(ARGV[2])
+local full_at = tonumber(redis.call('GET', KEYS[1]) or now)
+if full_at < now then full_at = now end
+local after = full_at + interval
+local room = size * interval
+if after - now > room then
+  return {0, 0, after - now - room, full_at - now}
+end
+redis.call('SET', KEYS[1], after, 'PX', math.ceil((after - now) / 1000) + 1000)
+return {1, math.floor((room - (after - now)) / interval), 0, after - now}
+"""
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    limit: int  # the bucket's size: N of "N per minute"
+    remaining: int  # calls that would pass right now
+    retry_after_s: float  # when refused: until one more would pass
+    reset_s: float  # until the bucket is full again
+
+    def headers(self) -> dict[str, str]:
+        out = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(math.ceil(self.reset_s)),
+        }
+        if not self.allowed:
+            out["Retry-After"] = str(max(1, math.ceil(self.retry_after_s)))
+        return out
+
+
+class RateLimited(exceptions.APIException):
+    """A 429 (code ``rate_limited``): which limit, whose, and when to retry, in the message;
+    the limit in ``details``; ``Retry-After`` and the bucket's ``RateLimit-*`` headers."""
+
+    status_code = 429
+    default_code = "rate_limited"
+
+    def __init__(self, *, limit: str, per_minute: int, whose: str, decision: Decision) -> None:
+        self.decision = decision
+        self.wait = max(1, math.ceil(decision.retry_after_s))  # DRF answers it as Retry-After
+        what = "API requests" if limit == API_REQUESTS else "runs"
+        super().__init__(
+            f"rate limit: {per_minute:,} {what} per minute for {whose}; retry in {self.wait} s",
+            code="rate_limited",
+        )
+        self.details = [{"field": None, "limit": limit, "per_minute": per_minute, "retry_after_s": self.wait}]
+
+
+# -- the buckets ---------------------------------------------------------------------------------
+
+
+@cache
+def _script(client: redis.Redis):
+    return client.register_script(_TAKE_LUA)
+
+
+def _key(bucket: str) -> str:
+    """Named after the database too: the test suite's buckets never meet the studio's."""
+    return f"afs:rate:{connection.settings_dict['NAME']}:{bucket}"
+
+
+def bucket_take(bucket: str, *, per_second: float, size: int, client: redis.Redis | None = None) -> Decision:
+    """Take one token from ``bucket`` (refilled at ``per_second``, holding at most ``size``).
+    Allowed, with a warning in the log, when Redis does not answer."""
+    interval_us = max(1, round(1_000_000 / per_second))
+    try:
+        allowed, remaining, retry_us, reset_us = _script(client or redis_client())(
+            keys=[_key(bucket)], args=[interval_us, size]
+        )
+    except (redis.RedisError, OSError) as exc:
+        log.warning("rate limit %s not checked, Redis unavailable: %s", bucket, exc)
+        return Decision(True, size, size, 0.0, 0.0)
+    return Decision(bool(allowed), size, int(remaining), retry_us / 1e6, reset_us / 1e6)
+
+
+def take(bucket: str, per_minute: int) -> Decision:
+    """One call against an "N per minute" limit: a bucket of N, refilled at N a minute."""
+    return bucket_take(bucket, per_second=per_minute / 60, size=per_minute)
+
+
+# -- the limits ------------------------------------------------------------------------------------
+
+
+def defaults() -> dict[str, int | None]:
+    """The platform's limits (settings; 0 or None: not limited)."""
+    return {name: settings.STUDIO_RATE_LIMITS.get(name) or None for name in LIMITS}
+
+
+def own_limits(tenant) -> dict[str, int]:
+    """What the tenant's admins set (a limit left out follows the platform default)."""
+    return dict((tenant.settings or {}).get("rate_limits") or {})
+
+
+def limits_of(tenant) -> dict[str, int | None]:
+    """The limits that apply to ``tenant``: its own where set, else the platform's."""
+    return {**defaults(), **{k: v for k, v in own_limits(tenant).items() if k in LIMITS}}
+
+
+def parse_limits(values: dict[str, str]) -> dict[str, int]:
+    """The limits an admin typed, by name: blank follows the platform default; else a whole
+    number from 1 to a million. Errors name the field."""
+    limits: dict[str, int] = {}
+    for name in LIMITS:
+        raw = (values.get(name) or "").strip().replace(",", "").replace("_", "")
+        if not raw:
+            continue
+        try:
+            number = int(raw)
+        except ValueError:
+            raise ValidationError(
+                {name: f"must be a whole number of calls per minute, not {raw[:40]!r}"}
+            ) from None
+        if not 1 <= number <= MAX_PER_MINUTE:
+            raise ValidationError({name: f"must be from 1 to {MAX_PER_MINUTE:,} per minute"})
+        limits[name] = number
+    return limits
+
+
+def run_admit(tenant) -> None:
+    """Count a run the tenant asks for over HTTP; RateLimited when its runs per minute are spent."""
+    per_minute = limits_of(tenant)[RUNS]
+    if not per_minute:
+        return
+    decision = take(f"runs:{tenant.pk}", per_minute)
+    if not decision.allowed:
+        raise RateLimited(limit=RUNS, per_minute=per_minute, whose=f"tenant {tenant.slug}", decision=decision)
+
+
+class ApiRateThrottle(BaseThrottle):
+    """``api_requests_per_minute`` per API key, or per person and tenant for session calls.
+    Unauthenticated calls (webhooks, the schema) are not counted here: a webhook starts a run,
+    and runs have their own limit."""
+
+    def allow_request(self, request, view) -> bool:
+        actor = request_actor(request)
+        if actor is None:
+            return True
+        per_minute = limits_of(actor.tenant)[API_REQUESTS]
+        if not per_minute:
+            return True
+        if actor.api_key is not None:
+            key = actor.api_key
+            bucket, whose = f"key:{key.pk}", f"API key {key.name!r} ({key.prefix}…)"
+        else:
+            user = request.user
+            bucket, whose = (
+                f"user:{actor.tenant.pk}:{user.pk}",
+                f"{user.get_username()} in {actor.tenant.slug}",
+            )
+        decision = take(bucket, per_minute)
+        request._request.rate_limit = decision
+        if not decision.allowed:
+            raise RateLimited(limit=API_REQUESTS, per_minute=per_minute, whose=whose, decision=decision)
+        return True
+
+
+class RateLimitHeadersMiddleware:
+    """``RateLimit-*`` headers on answers to calls that passed a bucket."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        decision = getattr(request, "rate_limit", None)
+        if decision is not None:
+            for name, value in decision.headers().items():
+                if name not in response:
+                    response[name] = value
+        return response
