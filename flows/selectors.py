@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from django.db import connection, transaction
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, F, Min, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -155,6 +155,13 @@ def run_list(*, flow: Flow, status: str | None = None, before: int | None = None
         created = Subquery(Run.objects.filter(pk=before).values("created_at")[:1])
         runs = runs.filter(Q(created_at__lt=created) | Q(created_at=created, pk__lt=before))
     return runs.order_by("-created_at", "-pk")
+
+
+def run_history(*, tenant) -> dict:
+    """How many top-level runs the tenant keeps, and when the oldest started."""
+    return Run.objects.filter(tenant=tenant, parent_step__isnull=True).aggregate(
+        runs=Count("id"), oldest=Min("created_at")
+    )
 
 
 def totals_so_far(runs: list[Run]) -> dict[int, Totals]:

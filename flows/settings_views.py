@@ -11,12 +11,40 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
-from flows import policies, selectors, services
+from flows import policies, retention, selectors, services
 from flows.budget import limits_of, month_spend, parse_limits
 from flows.nodes._http import http_settings_from_text
 from flows.nodes.base import parse_capabilities
 from studio.tenants.services import tenant_settings_set
 from studio.tenants.views import first_error, member_required
+
+# -- run history --------------------------------------------------------------------------------
+
+
+@member_required("governance.manage")
+def settings_runs(request: HttpRequest) -> HttpResponse:
+    tenant = request.actor.tenant
+    if request.method == "POST":
+        try:
+            days = retention.parse_keep_days(request.POST.get("keep_days", ""))
+        except ValidationError as exc:
+            messages.error(request, first_error(exc))
+        else:
+            tenant_settings_set(
+                tenant=tenant, path=("runs", "keep_days"), value=days, actor=request.actor.label
+            )
+            kept = retention.keep_days_of(tenant)
+            messages.success(
+                request, f"Runs are kept for {kept} days." if kept else "Runs are kept until deleted."
+            )
+        return redirect("flow_settings:runs")
+    stored = selectors.run_history(tenant=tenant)
+    return render(request, "flows/settings_runs.html", {
+        "nav": "settings", "section": "runs", "own_days": retention.own_keep_days(tenant),
+        "platform_days": retention.platform_keep_days(), "keep_days": retention.keep_days_of(tenant),
+        "stored": stored["runs"], "oldest": stored["oldest"], "expired": retention.expired_count(tenant),
+    })  # fmt: skip
+
 
 # -- budget -------------------------------------------------------------------------------------
 

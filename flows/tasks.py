@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from flows import engine
+from flows import engine, retention
 
 TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
 
@@ -31,6 +31,20 @@ def run_cancel_task(run_id: int) -> None:
 def steps_recover_task() -> dict:
     """Beat: re-queue steps whose worker was lost (lease expired) and time out overdue runs."""
     return engine.steps_recover()
+
+
+# A backlog is worked off by chained rounds; this caps one chain (the next beat starts another).
+MAX_CHAINED_ROUNDS = 100
+
+
+@shared_task(name="flows.runs_retention", ignore_result=True)
+def runs_retention_task(round_no: int = 0) -> dict:
+    """Beat: remove runs past their tenant's retention, one bounded batch per tenant; when a
+    batch was full, the next round is enqueued at once. Safe twice at once (SKIP LOCKED)."""
+    result = retention.retention_enforce()
+    if result.more and round_no + 1 < MAX_CHAINED_ROUNDS:
+        runs_retention_task.delay(round_no + 1)
+    return {"runs": result.runs, "more": result.more}
 
 
 @shared_task(name="flows.schedules_fire", ignore_result=True)

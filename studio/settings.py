@@ -244,7 +244,15 @@ CELERY_BEAT_SCHEDULE: dict = {
     "schedules-fire": {"task": "flows.schedules_fire", "schedule": 15},
     "reviews-expire": {"task": "inbox.reviews_expire", "schedule": env_int("REVIEWS_EXPIRE_EVERY_S", 15)},
     "memory-retention": {"task": "memory.retention_enforce", "schedule": env_int("MEMORY_RETENTION_S", 60)},
+    "runs-retention": {"task": "flows.runs_retention", "schedule": env_int("RUNS_RETENTION_S", 300)},
 }
+# Days a tenant's runs are kept after they started, where it sets none itself (flows/retention.py);
+# 0: kept until deleted.
+STUDIO_RUNS_KEEP_DAYS = env_int("STUDIO_RUNS_KEEP_DAYS", 0)
+if not 0 <= STUDIO_RUNS_KEEP_DAYS <= 3650:
+    raise ImproperlyConfigured(
+        f"STUDIO_RUNS_KEEP_DAYS must be from 0 (keep) to 3650 days, got {STUDIO_RUNS_KEEP_DAYS}"
+    )
 # A running step's lease is its node timeout plus this margin; a worker lost mid-step is noticed
 # by the sweeper once the lease has run out (not after the broker's visibility timeout).
 STEP_LEASE_MARGIN_S = env_int("STEP_LEASE_MARGIN_S", 30)

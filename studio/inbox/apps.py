@@ -14,9 +14,11 @@ class InboxConfig(AppConfig):
         from flows.engine import on_waits_cancelled
         from flows.nodes import register
         from flows.policies import set_review_opener
+        from flows.retention import on_runs_purged
         from studio.inbox.nodes import NODE
-        from studio.inbox.services import review_create, reviews_cancel_for_steps
+        from studio.inbox.services import review_create, reviews_cancel_for_steps, reviews_delete_for_runs
 
         register(NODE)
         on_waits_cancelled(reviews_cancel_for_steps)
+        on_runs_purged(reviews_delete_for_runs)  # a run's reviews go with it when its history is removed
         set_review_opener(review_create)  # approval policies ask people through the inbox

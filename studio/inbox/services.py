@@ -448,6 +448,12 @@ def reviews_cancel_for_steps(step_ids: list[int]) -> None:
         _publish(review, "cancelled")
 
 
+def reviews_delete_for_runs(run_ids: list[int]) -> None:
+    """These runs' history is being removed (``flows.retention``): their reviews go with them,
+    in the same transaction. The audit log keeps what was decided."""
+    ReviewTask.objects.filter(run_id__in=run_ids).delete()
+
+
 def reviews_close_orphans(now=None) -> int:
     """Close pending reviews whose step no longer waits (the run was cancelled or timed out)."""
     now = now or timezone.now()
