@@ -56,7 +56,7 @@ from flows.nodes import CHILD_RUN_TYPES, NodeContext, NodeError, NodeResult, Nod
 from flows.nodes.base import CapabilityRefused
 from flows.policies import approval_wait, policy_for_step
 from studio.celery import send_tasks
-from studio.governance.audit import audit_append
+from studio.governance.audit import audit_append, audit_later, json_digest, user_label
 from studio.realtime import group_name, publish_on_commit
 from studio.rows import (
     Columns,
@@ -198,10 +198,11 @@ def run_launch(run: Run, steps: list[StepRun] | None = None, trip: Trip | None =
         advance.steps = {step.node_id: step for step in steps}
         advance.complete = True
         advance.unsaved = any(step._state.adding for step in steps)
+    if graph.trigger_id is not None and advance.step(graph.trigger_id).status != StepStatus.PENDING:
+        return
+    advance.audit("run.started", f"run:{run.pk}", run_started_details(run), actor=run_actor(run))
     if graph.trigger_id is None:
         advance.fail_run({"message": "the flow has no trigger"})
-    elif advance.step(graph.trigger_id).status != StepStatus.PENDING:
-        return
     else:
         advance.make_ready(graph.trigger_id)
     advance.finish()
@@ -244,6 +245,16 @@ class Advance:
     spent: tuple[Decimal, int] = (Decimal(0), 0)  # model spending of the steps recorded here (budget)
     trip: Trip | None = None  # the transaction, when ``finish`` is the last thing it does
     unsaved: bool = False  # ``steps`` (all of them) are not written yet: ``finish`` inserts them
+    audits: list[tuple[str, list]] = field(default_factory=list)  # audit entries, written with the rest
+    status_before: str = ""  # the run's status when this transaction began
+
+    def __post_init__(self) -> None:
+        self.status_before = self.run.status
+
+    def audit(self, action: str, target: str, data: dict, actor: str = "system:engine") -> None:
+        """An audit entry, recorded with this transaction's writes and chained within seconds."""
+        self.audits.append(audit_later(tenant_id=self.run.tenant_id, actor=actor, action=action, target=target,
+                                       data=data))  # fmt: skip
 
     def load(self, node_ids) -> None:
         missing = [] if self.complete else [nid for nid in node_ids if nid not in self.steps]
@@ -423,8 +434,10 @@ class Advance:
             status = RunStatus.RUNNING if self._anything_running() else RunStatus.WAITING
             self.run_changed |= status != self.run.status
             self.run.status = status
+        if self.run.status in RUN_FINISHED and self.status_before not in RUN_FINISHED:
+            self.audit("run.ended", f"run:{self.run.pk}", run_ended_details(self.run))
         cost, tokens = self.spent
-        also = []  # more statements for the steps' query string
+        also = list(self.audits)  # more statements for the steps' query string
         if cost or tokens:
             also.append(
                 spend_statement(
@@ -962,8 +975,67 @@ def step_finish(
             _step_wait(advance, step, result)
         else:
             advance.step_succeeded(step, result, elapsed_ms=elapsed_ms)
+        if not (result is not None and result.wait) and not isinstance(error, CapabilityRefused):
+            _audit_call(advance, node_type_of(graph, node_id), step, result, error)
         advance.finish()
     return True
+
+
+def _audit_call(advance: Advance, node_type: NodeType, step: StepRun, result: NodeResult | None,
+                error: NodeError | None) -> None:  # fmt: skip
+    """The audit entry of one execution of a node that reaches outside (a model, a tool, memory):
+    what it was, how it went, and digests of what went in and what came back."""
+    action = node_type.audit_action_for(advance.graph.config(step.node_id))
+    if action is None:
+        return  # nothing outside is called (a router deciding by its rules)
+    output = result.output if error is None else None
+    data = {
+        "run": step.run_id, "node": step.node_id, "type": node_type.type, "attempt": step.attempt,
+        "outcome": "ok" if error is None else "error", "idempotency_key": step.idempotency_key,
+        "inputs_sha256": json_digest(step.inputs), "output_sha256": json_digest(output),
+    }  # fmt: skip
+    if step.model:
+        data.update(
+            model=step.model,
+            tokens_in=step.tokens_in,
+            tokens_out=step.tokens_out,
+            cost_usd=str(step.cost_usd),
+        )
+    if error is not None:
+        data["error"] = error.message
+    calls = (
+        output if isinstance(output, dict) else (error.details if error is not None else None) or {}
+    ).get("tool_calls")
+    if isinstance(calls, list):  # an agent's tools, each call named with a digest of its input
+        data["tool_calls"] = [
+            {"name": call.get("name"), "input_sha256": json_digest(call.get("input")), "ok": "error" not in call}
+            for call in calls if isinstance(call, dict)
+        ]  # fmt: skip
+    advance.audit(action, f"run:{step.run_id}/{step.node_id}", data)
+
+
+def run_actor(run: Run) -> str:
+    """Who started a run, as the audit log names actors."""
+    if run.created_by_id:
+        return user_label(run.created_by)
+    if run.api_key_id:
+        return f"api-key:{run.api_key.prefix}"
+    return "system:engine" if run.parent_step_id else f"system:{run.trigger}"
+
+
+def run_started_details(run: Run) -> dict:
+    return {
+        "run": run.pk, "flow": run.flow_id, "version_id": run.version_id,  # None: a test run of the draft
+        "trigger": run.trigger, "parent_step": run.parent_step_id, "inputs_sha256": json_digest(run.inputs),
+    }  # fmt: skip
+
+
+def run_ended_details(run: Run) -> dict:
+    return {
+        "run": run.pk, "status": run.status, "tokens_in": run.tokens_in, "tokens_out": run.tokens_out,
+        "cost_usd": str(run.cost_usd), "outputs_sha256": json_digest(run.outputs),
+        "error": (run.error or {}).get("message"),
+    }  # fmt: skip
 
 
 # -- child runs (map, sub-flow) ---------------------------------------------------------------------

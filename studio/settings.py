@@ -245,6 +245,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "reviews-expire": {"task": "inbox.reviews_expire", "schedule": env_int("REVIEWS_EXPIRE_EVERY_S", 15)},
     "memory-retention": {"task": "memory.retention_enforce", "schedule": env_int("MEMORY_RETENTION_S", 60)},
     "runs-retention": {"task": "flows.runs_retention", "schedule": env_int("RUNS_RETENTION_S", 300)},
+    "audit-chain": {"task": "governance.audit_chain", "schedule": env_int("AUDIT_CHAIN_S", 5)},
 }
 # Days a tenant's runs are kept after they started, where it sets none itself (flows/retention.py);
 # 0: kept until deleted.

@@ -120,6 +120,7 @@ NODE = NodeType(
         "additionalProperties": False,
     },
     queue=QUEUE_IO,
+    audit_action="model.call",
     capabilities=lambda config: {
         http_capability(t["http"].get("url", "")) for t in config.get("tools", []) if "http" in t
     },

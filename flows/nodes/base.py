@@ -206,6 +206,12 @@ class NodeType:
     icon: str = "●"
     color: str = "#4f46e5"
     default_timeout_s: float = 60.0
+    # The audit log's action for each execution (``model.call``, ``tool.call``…), or a function
+    # of the config giving it: set on the types that reach outside the studio; None for the rest.
+    audit_action: str | Callable[[dict], str | None] | None = None
+
+    def audit_action_for(self, config: dict) -> str | None:
+        return self.audit_action(config) if callable(self.audit_action) else self.audit_action
 
     def output_handles(self, config: dict) -> list[str]:
         handles = list(self.dynamic_outputs(config) if self.dynamic_outputs else self.outputs)

@@ -23,6 +23,7 @@ NODE = NodeType(
         "additionalProperties": False,
     },
     queue=QUEUE_IO,
+    audit_action="tool.call",
     capabilities=lambda config: (
         {http_capability(config.get("url", ""))}
         | ({config["capability"]} if config.get("capability") else set())

@@ -46,6 +46,7 @@ NODE = NodeType(
         "additionalProperties": False,
     },
     queue=QUEUE_IO,
+    audit_action="model.call",
     icon="✦",
     color="#4f46e5",
     execute=execute,

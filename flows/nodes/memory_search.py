@@ -78,6 +78,7 @@ NODE = NodeType(
         "additionalProperties": False,
     },
     queue=QUEUE_IO,
+    audit_action="memory.search",
     icon="⌕",
     color="#0d9488",
     execute=execute,

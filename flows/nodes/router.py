@@ -104,6 +104,7 @@ NODE = NodeType(
     outputs=(),
     dynamic_outputs=class_ids,
     queue=QUEUE_IO,
+    audit_action=lambda config: "model.call" if config.get("mode", "model") == "model" else None,
     icon="⇉",
     color="#0891b2",
     execute=execute,

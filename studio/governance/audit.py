@@ -8,9 +8,16 @@ gaps or forks; the entry is written in the caller's transaction (it exists if th
 Data is redacted with the built-in rules before it is stored; callers pass names and digests,
 never secret values.
 
-What is audited (admin-rate events, none on a run's hot path): publishing and deleting flows,
+What is audited, appended at once (admin-rate events): publishing and deleting flows,
 capability grants and refusals, tenant settings, API keys, credentials, members and roles,
-review decisions, memory purges and retention policies.
+review decisions, memory purges, retention policies and run history purges.
+
+Appended within seconds (``audit_later``, from a run's hot path): runs started and ended, and
+every model, tool and memory call of a step, with digests of what went in and came out. The
+run's transaction records them as pending entries, without the chain's lock; the beat job
+``audit_chain_pending`` chains them in the order they were recorded, so a tenant's runs never
+wait on one another for the log. Until then they are rows of their own (``AuditPending``),
+outside the chain: the audit page and ``audit_verify`` say how many.
 """
 
 from __future__ import annotations
@@ -21,12 +28,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
-from studio.governance.models import AuditEntry
+from studio.governance.models import AuditEntry, AuditPending
 from studio.governance.redaction import redact
 
+_django_default = DjangoJSONEncoder().default
 GENESIS = "0" * 64
 _LOCK_CLASS = 0x41554449  # "AUDI": the advisory lock space of audit chains (one key per tenant)
 
@@ -60,6 +70,18 @@ def user_label(user) -> str:
     return user.get_username() if user is not None else "system"
 
 
+def json_digest(value: Any) -> str:
+    """SHA-256 of a JSON value's canonical text (keys sorted, no spaces): what the log keeps of
+    the inputs and outputs of model and tool calls."""
+    try:
+        text = orjson.dumps(
+            value, default=_django_default, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+        )
+    except TypeError:  # an integer beyond 64 bits
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder).encode()
+    return hashlib.sha256(text).hexdigest()
+
+
 def digest(text: str) -> str:
     """How the log names something it must not keep (an erased subject): its SHA-256."""
     return hashlib.sha256(text.encode()).hexdigest()
@@ -72,19 +94,90 @@ def audit_append(
     there is none: the chain's lock lasts until the commit)."""
     data_text = details_json(data or {})
     with transaction.atomic(savepoint=False):
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_CLASS, tenant_id])
-        last = (
-            AuditEntry.objects.filter(tenant_id=tenant_id).order_by("-seq").values_list("seq", "hash").first()
-        )
-        seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
-        at = timezone.now()
-        actor, target = (actor or "system")[:150], target[:200]
-        body = canonical(seq=seq, at=at, actor=actor, action=action, target=target, data=data_text)
-        return AuditEntry.objects.create(
-            tenant_id=tenant_id, seq=seq, created_at=at, actor=actor, action=action, target=target, data=data_text,
-            prev_hash=prev_hash, hash=chain_hash(prev_hash, body),
-        )  # fmt: skip
+        seq, prev_hash = _chain_head(tenant_id)
+        entry = _link(tenant_id, seq, prev_hash, at=timezone.now(), actor=actor, action=action, target=target,
+                      data=data_text)  # fmt: skip
+        entry.save(force_insert=True)
+        return entry
+
+
+def _chain_head(tenant_id: int) -> tuple[int, str]:
+    """Lock the tenant's chain for this transaction; the next sequence number and the hash to
+    follow."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_CLASS, tenant_id])
+    last = AuditEntry.objects.filter(tenant_id=tenant_id).order_by("-seq").values_list("seq", "hash").first()
+    return (last[0] + 1, last[1]) if last else (1, GENESIS)
+
+
+def _link(tenant_id: int, seq: int, prev_hash: str, *, at, actor: str, action: str, target: str,
+          data: str) -> AuditEntry:  # fmt: skip
+    actor, target = (actor or "system")[:150], target[:200]
+    body = canonical(seq=seq, at=at, actor=actor, action=action, target=target, data=data)
+    return AuditEntry(
+        tenant_id=tenant_id, seq=seq, created_at=at, actor=actor, action=action, target=target, data=data,
+        prev_hash=prev_hash, hash=chain_hash(prev_hash, body),
+    )  # fmt: skip
+
+
+# -- entries from a run's hot path ------------------------------------------------------------------
+
+_PENDING = connection.ops.quote_name(AuditPending._meta.db_table)
+_PENDING_SQL = (
+    f"INSERT INTO {_PENDING} (tenant_id, created_at, actor, action, target, data) "
+    "VALUES (%s, %s, %s, %s, %s, %s)"
+)
+_TAKE_PENDING_SQL = (
+    f"DELETE FROM {_PENDING} WHERE id IN (SELECT id FROM {_PENDING} WHERE tenant_id = %s ORDER BY id "
+    "LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id, created_at, actor, action, target, data"
+)
+CHAIN_BATCH = 2000
+
+
+def audit_later(
+    *, tenant_id: int, actor: str, action: str, target: str = "", data: dict | None = None, at=None
+) -> tuple[str, list]:
+    """The statement that records an entry to be chained within seconds, for the caller to send
+    with its own writes (the engine's checkpoint): it exists if the change does."""
+    return _PENDING_SQL, [tenant_id, at or timezone.now(), (actor or "system")[:150], action, target[:200],
+                          details_json(data or {})]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Chained:
+    entries: int  # pending entries chained
+    more: bool  # a tenant's batch was full: more may be waiting
+
+
+def audit_chain_pending(*, batch: int = CHAIN_BATCH, tenant_id: int | None = None) -> Chained:
+    """Chain the pending entries of every tenant (or of one), oldest first, up to ``batch`` per
+    tenant, each tenant in a transaction of its own under its chain's lock."""
+    if tenant_id is None:
+        tenants = list(AuditPending.objects.order_by().values_list("tenant_id", flat=True).distinct())
+    else:
+        tenants = [tenant_id]
+    chained, more = 0, False
+    for tenant in tenants:
+        with transaction.atomic():
+            seq, prev_hash = _chain_head(tenant)
+            with connection.cursor() as cursor:
+                cursor.execute(_TAKE_PENDING_SQL, [tenant, batch])
+                rows = sorted(cursor.fetchall())
+            links = []
+            for _, at, actor, action, target, data in rows:
+                link = _link(
+                    tenant, seq, prev_hash, at=at, actor=actor, action=action, target=target, data=data
+                )
+                links.append(link)
+                seq, prev_hash = seq + 1, link.hash
+            AuditEntry.objects.bulk_create(links)
+        chained += len(links)
+        more |= len(links) >= batch
+    return Chained(chained, more)
+
+
+def audit_pending_count(*, tenant_id: int) -> int:
+    return AuditPending.objects.filter(tenant_id=tenant_id).count()
 
 
 def audit_allow_erase(*, tenant_ids: list[int]) -> None:

@@ -41,3 +41,24 @@ class AuditEntry(models.Model):
     @property
     def details(self) -> dict:
         return json.loads(self.data)
+
+
+class AuditPending(models.Model):
+    """An entry recorded on a run's hot path (a run started or ended, a model or tool called),
+    waiting to be chained by ``audit.audit_chain_pending``, a beat job every few seconds. The
+    run's own transaction writes it, without the tenant's chain lock, so that a tenant's runs
+    never queue on one another for their audit entries; chaining takes them in the order they
+    were recorded."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    created_at = models.DateTimeField()
+    actor = models.CharField(max_length=150)
+    action = models.CharField(max_length=64)
+    target = models.CharField(max_length=200, blank=True)
+    data = models.TextField(default="{}")  # canonical JSON text, redacted (``audit.details_json``)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "id"], name="audit_pending_tenant")]
+
+    def __str__(self) -> str:
+        return f"pending {self.action} by {self.actor}"
