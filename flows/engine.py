@@ -1024,18 +1024,22 @@ def run_actor(run: Run) -> str:
 
 
 def run_started_details(run: Run) -> dict:
-    return {
-        "run": run.pk, "flow": run.flow_id, "version_id": run.version_id,  # None: a test run of the draft
+    return _without_none({
+        "run": run.pk, "flow": run.flow_id, "version_id": run.version_id,  # none: a test run of the draft
         "trigger": run.trigger, "parent_step": run.parent_step_id, "inputs_sha256": json_digest(run.inputs),
-    }  # fmt: skip
+    })  # fmt: skip
 
 
 def run_ended_details(run: Run) -> dict:
-    return {
+    return _without_none({
         "run": run.pk, "status": run.status, "tokens_in": run.tokens_in, "tokens_out": run.tokens_out,
         "cost_usd": str(run.cost_usd), "outputs_sha256": json_digest(run.outputs),
         "error": (run.error or {}).get("message"),
-    }  # fmt: skip
+    })  # fmt: skip
+
+
+def _without_none(data: dict) -> dict:
+    return {key: value for key, value in data.items() if value is not None}
 
 
 # -- child runs (map, sub-flow) ---------------------------------------------------------------------
