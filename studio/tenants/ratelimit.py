@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
+import time
 from dataclasses import dataclass
 from functools import cache
 
@@ -45,9 +47,10 @@ RUNS = "runs_per_minute"
 LIMITS = (API_REQUESTS, RUNS)
 MAX_PER_MINUTE = 1_000_000
 
-# KEYS[1]: the bucket. ARGV[1]: microseconds per token; ARGV[2]: the bucket's size in tokens.
-# The key holds the bucket's "theoretical arrival time" (µs): when it will be full again.
-# Answers {allowed, remaining, retry_after_us, reset_us}.
+# KEYS[1]: the bucket. ARGV[1]: microseconds per token; ARGV[2]: the bucket's size in tokens;
+# ARGV[3]: tokens owed (calls already let through on this process's credit: counted whatever the
+# bucket holds, which may overdraw it). The key holds the bucket's "theoretical arrival time" (µs):
+# when it will be full again. Answers {allowed, remaining, retry_after_us, reset_us} for one more.
 _TAKE_LUA = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
@@ -55,9 +58,11 @@ local interval = tonumber(ARGV[1])
 local size = tonumber(ARGV[2])
 local full_at = tonumber(redis.call('GET', KEYS[1]) or now)
 if full_at < now then full_at = now end
+full_at = full_at + tonumber(ARGV[3]) * interval
 local after = full_at + interval
 local room = size * interval
 if after - now > room then
+  if full_at > now then redis.call('SET', KEYS[1], full_at, 'PX', math.ceil((full_at - now) / 1000) + 1000) end
   return {0, 0, after - now - room, full_at - now}
 end
 redis.call('SET', KEYS[1], after, 'PX', math.ceil((after - now) / 1000) + 1000)
@@ -115,23 +120,71 @@ def _key(bucket: str) -> str:
     return f"afs:rate:{connection.settings_dict['NAME']}:{bucket}"
 
 
-def bucket_take(bucket: str, *, per_second: float, size: int, client: redis.Redis | None = None) -> Decision:
-    """Take one token from ``bucket`` (refilled at ``per_second``, holding at most ``size``).
-    Allowed, with a warning in the log, when Redis does not answer."""
+def bucket_take(
+    bucket: str, *, per_second: float, size: int, owed: int = 0, client: redis.Redis | None = None
+) -> Decision:
+    """Take one token from ``bucket`` (refilled at ``per_second``, holding at most ``size``), after
+    counting ``owed`` calls already let through. Allowed, with a warning in the log, when Redis
+    does not answer."""
     interval_us = max(1, round(1_000_000 / per_second))
     try:
         allowed, remaining, retry_us, reset_us = _script(client or redis_client())(
-            keys=[_key(bucket)], args=[interval_us, size]
+            keys=[_key(bucket)], args=[interval_us, size, owed]
         )
     except (redis.RedisError, OSError) as exc:
         log.warning("rate limit %s not checked, Redis unavailable: %s", bucket, exc)
         return Decision(True, size, size, 0.0, 0.0)
-    return Decision(bool(allowed), size, int(remaining), retry_us / 1e6, reset_us / 1e6)
+    return Decision(bool(allowed), size, max(0, int(remaining)), retry_us / 1e6, reset_us / 1e6)
+
+
+# A bucket far from empty need not be asked about every call. After an answer, this process may let
+# through 1/CREDIT_SHARE of what remained (at most CREDIT_MAX calls, within CREDIT_TTL_S) on its own,
+# and counts them with its next call to Redis. Up to CREDIT_SHARE processes sharing a bucket can
+# never let through more than it held; near the limit (fewer than CREDIT_SHARE left) every call
+# asks Redis, so the limit is exact where it bites. The API's cost per call goes from a Redis round
+# trip (~0.15 ms here) to one in about fifty calls.
+CREDIT_SHARE = 8
+CREDIT_MAX = 50
+CREDIT_TTL_S = 1.0
+
+
+@dataclass
+class _Credit:
+    left: int  # calls this process may still let through on its own
+    owed: int  # calls it let through that Redis has not counted yet
+    decision: Decision  # Redis's last answer
+    until: float  # monotonic time the credit ends
+
+
+_credits: dict[str, _Credit] = {}
+_credits_lock = threading.Lock()
 
 
 def take(bucket: str, per_minute: int) -> Decision:
     """One call against an "N per minute" limit: a bucket of N, refilled at N a minute."""
-    return bucket_take(bucket, per_second=per_minute / 60, size=per_minute)
+    now = time.monotonic()
+    with _credits_lock:
+        credit = _credits.get(bucket)
+        if (
+            credit is not None
+            and credit.left > 0
+            and now < credit.until
+            and credit.decision.limit == per_minute
+        ):
+            credit.left -= 1
+            credit.owed += 1
+            last = credit.decision
+            return Decision(True, per_minute, max(0, last.remaining - credit.owed), 0.0, last.reset_s)
+        owed = _credits.pop(bucket).owed if credit is not None else 0
+    decision = bucket_take(bucket, per_second=per_minute / 60, size=per_minute, owed=owed)
+    left = min(CREDIT_MAX, decision.remaining // CREDIT_SHARE) if decision.allowed else 0
+    if left:
+        with _credits_lock:
+            if len(_credits) > 10_000:  # many buckets at once: forget spent credits (keep the debts)
+                for stale in [key for key, c in _credits.items() if c.owed == 0 and c.until <= now]:
+                    del _credits[stale]
+            _credits.setdefault(bucket, _Credit(left, 0, decision, now + CREDIT_TTL_S))
+    return decision
 
 
 # -- the limits ------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ def fresh_buckets():
     stale = list(client.scan_iter(match=ratelimit._key("*"), count=1000))
     if stale:
         client.delete(*stale)
+    ratelimit._credits.clear()  # this process's credit on them too
 
 
 def limited(tenant, **limits):
@@ -61,6 +62,27 @@ def test_a_bucket_lets_its_size_through_then_refuses_until_it_refills():
     time.sleep(refused.retry_after_s + 0.02)
     again = ratelimit.bucket_take("t:refill", per_second=20, size=3)
     assert again.allowed and again.remaining == 0
+
+
+def evalsha_calls() -> int:
+    return int(redis_client().info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+def test_far_from_empty_a_process_asks_redis_once_in_about_fifty_calls_and_counts_them_all():
+    before = evalsha_calls()
+    started = time.monotonic()
+    assert all(ratelimit.take("t:credit", 6000).allowed for _ in range(500))
+    asked = evalsha_calls() - before
+    assert 500 / (ratelimit.CREDIT_MAX + 1) <= asked <= 20
+    ratelimit._credits["t:credit"].until = 0  # let the next call ask, with what it owes
+    flushed = ratelimit.take("t:credit", 6000)
+    refilled = (time.monotonic() - started) * 100  # 6000 a minute: 100 a second
+    assert 6000 - 501 <= flushed.remaining <= 6000 - 501 + refilled + 1
+
+
+def test_near_the_limit_every_call_asks_so_the_limit_is_exact():
+    results = [ratelimit.take("t:exact", 400).allowed for _ in range(401)]
+    assert results == [True] * 400 + [False]
 
 
 def test_buckets_are_separate():
