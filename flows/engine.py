@@ -56,7 +56,7 @@ from flows.nodes import CHILD_RUN_TYPES, NodeContext, NodeError, NodeResult, Nod
 from flows.nodes.base import CapabilityRefused
 from flows.policies import approval_wait, policy_for_step
 from studio.celery import send_tasks
-from studio.governance.audit import audit_append, audit_later, json_digest, user_label
+from studio.governance.audit import audit_append, audit_later, audit_later_statement, json_digest, user_label
 from studio.realtime import group_name, publish_on_commit
 from studio.rows import (
     Columns,
@@ -245,7 +245,7 @@ class Advance:
     spent: tuple[Decimal, int] = (Decimal(0), 0)  # model spending of the steps recorded here (budget)
     trip: Trip | None = None  # the transaction, when ``finish`` is the last thing it does
     unsaved: bool = False  # ``steps`` (all of them) are not written yet: ``finish`` inserts them
-    audits: list[tuple[str, list]] = field(default_factory=list)  # audit entries, written with the rest
+    audits: list[list] = field(default_factory=list)  # audit entries (``audit_later``), written with the rest
     status_before: str = ""  # the run's status when this transaction began
 
     def __post_init__(self) -> None:
@@ -437,7 +437,7 @@ class Advance:
         if self.run.status in RUN_FINISHED and self.status_before not in RUN_FINISHED:
             self.audit("run.ended", f"run:{self.run.pk}", run_ended_details(self.run))
         cost, tokens = self.spent
-        also = list(self.audits)  # more statements for the steps' query string
+        also = [audit_later_statement(self.audits)] if self.audits else []  # more for the steps' query string
         if cost or tokens:
             also.append(
                 spend_statement(

@@ -123,10 +123,7 @@ def _link(tenant_id: int, seq: int, prev_hash: str, *, at, actor: str, action: s
 # -- entries from a run's hot path ------------------------------------------------------------------
 
 _PENDING = connection.ops.quote_name(AuditPending._meta.db_table)
-_PENDING_SQL = (
-    f"INSERT INTO {_PENDING} (tenant_id, created_at, actor, action, target, data) "
-    "VALUES (%s, %s, %s, %s, %s, %s)"
-)
+_PENDING_INSERT = f"INSERT INTO {_PENDING} (tenant_id, created_at, actor, action, target, data) VALUES "
 _TAKE_PENDING_SQL = (
     f"DELETE FROM {_PENDING} WHERE id IN (SELECT id FROM {_PENDING} WHERE tenant_id = %s ORDER BY id "
     "LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id, created_at, actor, action, target, data"
@@ -135,12 +132,31 @@ CHAIN_BATCH = 2000
 
 
 def audit_later(
-    *, tenant_id: int, actor: str, action: str, target: str = "", data: dict | None = None, at=None
-) -> tuple[str, list]:
-    """The statement that records an entry to be chained within seconds, for the caller to send
-    with its own writes (the engine's checkpoint): it exists if the change does."""
-    return _PENDING_SQL, [tenant_id, at or timezone.now(), (actor or "system")[:150], action, target[:200],
-                          details_json(data or {})]  # fmt: skip
+    *,
+    tenant_id: int,
+    actor: str,
+    action: str,
+    target: str = "",
+    data: dict | None = None,
+    free_text: tuple[str, ...] = ("error",),
+    at=None,
+) -> list:
+    """An entry to be chained within seconds, as a row for ``audit_later_statement``, which the
+    caller sends with its own writes (the engine's checkpoint): it exists if the change does.
+    Only the values under ``free_text`` are redacted: the rest of what the engine records are
+    ids, names, digests and numbers (redacting those took 21 µs of the 25 an entry cost)."""
+    details = dict(data or {})
+    for key in free_text:
+        if key in details:
+            details[key] = _redacted(details[key])
+    text = json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return [tenant_id, at or timezone.now(), (actor or "system")[:150], action, target[:200], text]
+
+
+def audit_later_statement(rows: list[list]) -> tuple[str, list]:
+    """One INSERT of ``audit_later`` rows: (SQL, parameters)."""
+    sql = _PENDING_INSERT + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(rows))
+    return sql, [value for row in rows for value in row]
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from flows.models import StepRun
 from studio.governance.audit import (
     audit_append,
     audit_chain_pending,
+    audit_later,
     audit_pending_count,
     audit_verify,
     json_digest,
@@ -206,3 +207,9 @@ def test_the_beat_job_chains_on_a_worker_and_the_page_says_what_waits(tenant, se
     start(flow)  # verifying chains what waits first
     verified = page.post("/settings/audit/", follow=True).content.decode()
     assert "The chain holds: 5 entries checked" in verified
+
+
+def test_the_free_text_of_an_entry_is_redacted_and_the_rest_kept_as_recorded():
+    row = audit_later(tenant_id=1, actor="system:engine", action="tool.call", target="run:1/call",
+                      data={"error": "refused for bob@example.com", "node": "call", "run": 1})  # fmt: skip
+    assert json.loads(row[-1]) == {"error": "refused for [email]", "node": "call", "run": 1}
