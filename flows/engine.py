@@ -57,6 +57,7 @@ from flows.nodes.base import CapabilityRefused
 from flows.policies import approval_wait, policy_for_step
 from studio.celery import send_tasks
 from studio.governance.audit import audit_append, audit_later, audit_later_statement, json_digest, user_label
+from studio.governance.redaction import trace_redactor
 from studio.realtime import group_name, publish_on_commit
 from studio.rows import (
     Columns,
@@ -336,7 +337,7 @@ class Advance:
         try:
             ctx = node_context(self.run, self.graph, step, self.steps_for_context(step.node_id))
             result = node_type.execute(ctx)
-            step.inputs = ctx.recorded_inputs or None
+            step.inputs = trace_redactor(self.run.tenant.settings)(ctx.recorded_inputs) or None
         except NodeError as exc:
             self.step_failed(step, exc, elapsed_ms=_ms(started))
             return
@@ -372,11 +373,13 @@ class Advance:
         now = timezone.now()
         config = self.graph.config(step.node_id)
         node_type = node_type_of(self.graph, step.node_id)
-        detail = {"message": error.message, "retryable": error.retryable}
+        traced = trace_redactor(self.run.tenant.settings)  # what people read of the failure
+        message = traced(error.message)
+        detail = {"message": message, "retryable": error.retryable}
         if error.details is not None:
-            detail["details"] = error.details
+            detail["details"] = traced(error.details)
         step.attempts = [*(step.attempts or []), {
-            "attempt": step.attempt, "error": error.message,
+            "attempt": step.attempt, "error": message,
             "started_at": step.started_at.isoformat() if step.started_at else None, "finished_at": now.isoformat(),
         }]  # fmt: skip
         step.lease_token, step.lease_expires_at = "", None
@@ -408,7 +411,7 @@ class Advance:
         if handled:
             self.resolved(step.node_id)
         else:
-            self.fail_run({"node": step.node_id, "message": error.message})
+            self.fail_run({"node": step.node_id, "message": message})
 
     def fail_run(self, error: dict, status: str = RunStatus.FAILED) -> None:
         self.run_changed = True
@@ -963,7 +966,7 @@ def step_finish(
             return False  # the lease ran out (someone else runs it now)
         if run.status in RUN_FINISHED:
             return False  # the run was cancelled
-        step.inputs = inputs or None
+        step.inputs = trace_redactor(run.tenant.settings)(inputs) or None
         advance = Advance(run, graph, steps=steps, trip=trip, complete=whole)
         if error is not None:
             advance.step_failed(step, error, elapsed_ms=elapsed_ms)

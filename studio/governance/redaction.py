@@ -170,6 +170,48 @@ def parse_custom_rule(*, name: str, pattern: str, replacement: str = "", existin
     return {"name": name, "pattern": pattern, "replacement": replacement}
 
 
+# -- run traces -------------------------------------------------------------------------------------
+
+
+def trace_rule_names(settings: dict | None) -> list[str]:
+    """The rules a tenant applies to what run traces record (a step's recorded inputs and error
+    messages): the built-in ones unless it chose otherwise."""
+    chosen = ((settings or {}).get("redaction") or {}).get("traces")
+    return list(BUILTIN_RULES) if chosen is None else list(chosen)
+
+
+def trace_redactor(settings: dict | None):
+    """A function that redacts a JSON value with the tenant's trace rules (identity when none)."""
+    available = tenant_rules(settings)
+    names = [name for name in trace_rule_names(settings) if name in available]
+    if not names:
+        return lambda value: value
+
+    def redacted(value):
+        if isinstance(value, str):
+            return redact(value, names, available)
+        if isinstance(value, dict):
+            return {key: redacted(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [redacted(item) for item in value]
+        return value
+
+    return redacted
+
+
+def trace_rules_set(*, tenant, names: list[str], actor: str) -> list[str]:
+    """Choose the rules run traces apply (unknown names are a ValidationError naming them)."""
+    from studio.tenants.services import tenant_settings_set
+
+    available = tenant_rules(tenant.settings)
+    unknown = [name for name in names if name not in available]
+    if unknown:
+        raise ValidationError({"traces": f"unknown rule(s): {', '.join(unknown)}"})
+    chosen = [name for name in available if name in names]  # in the rules' order
+    tenant_settings_set(tenant=tenant, path=("redaction", "traces"), value=chosen, actor=actor)
+    return chosen
+
+
 def redaction_rule_add(*, tenant, fields: dict, actor: str) -> dict:
     """Add a tenant rule (checked by ``parse_custom_rule``); the settings change is audited."""
     from studio.tenants.services import tenant_settings_update
@@ -191,7 +233,10 @@ def redaction_rule_remove(*, tenant, name: str, actor: str) -> bool:
         own = _own(settings)
         if not any(rule["name"] == name for rule in own):
             raise LookupError(name)
-        if users := namespaces_applying(tenant=tenant, rule=name):
+        users = namespaces_applying(tenant=tenant, rule=name)
+        if name in trace_rule_names(settings):
+            users = ["run traces", *users]
+        if users:
             raise ValidationError({"name": f"{name} is applied by {', '.join(users)}: untick it there first"})
         return [rule for rule in own if rule["name"] != name]
 

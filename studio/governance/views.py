@@ -54,7 +54,13 @@ def redaction_rules(request):
     tenant = request.actor.tenant
     if request.method == "POST":
         try:
-            if request.POST.get("action") == "remove":
+            if request.POST.get("action") == "traces":
+                chosen = redaction.trace_rules_set(
+                    tenant=tenant, names=request.POST.getlist("traces"), actor=request.actor.label
+                )
+                messages.success(request, f"Run traces apply {', '.join(chosen)}." if chosen
+                                 else "Run traces are not redacted.")  # fmt: skip
+            elif request.POST.get("action") == "remove":
                 name = request.POST.get("name", "")
                 if redaction.redaction_rule_remove(tenant=tenant, name=name, actor=request.actor.label):
                     messages.success(request, f"Rule {name} removed.")
@@ -75,4 +81,5 @@ def redaction_rules(request):
     return render(request, "governance/redaction.html", {
         "nav": "settings", "section": "redaction", "rules": list(rules.values()),
         "sample": sample, "redacted": redaction.redact(sample, list(rules), rules) if sample else "",
+        "trace_rules": redaction.trace_rule_names(tenant.settings),
     })  # fmt: skip
