@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 import jsonschema
@@ -252,6 +252,11 @@ class Advance:
     def __post_init__(self) -> None:
         self.status_before = self.run.status
 
+    @cached_property
+    def traced(self) -> Callable[[Any], Any]:
+        """What this run's trace records for people goes through the tenant's trace rules."""
+        return trace_redactor(self.run.tenant.settings)
+
     def audit(self, action: str, target: str, data: dict, actor: str = "system:engine") -> None:
         """An audit entry, recorded with this transaction's writes and chained within seconds."""
         self.audits.append(audit_later(tenant_id=self.run.tenant_id, actor=actor, action=action, target=target,
@@ -337,7 +342,7 @@ class Advance:
         try:
             ctx = node_context(self.run, self.graph, step, self.steps_for_context(step.node_id))
             result = node_type.execute(ctx)
-            step.inputs = trace_redactor(self.run.tenant.settings)(ctx.recorded_inputs) or None
+            step.inputs = self.traced(ctx.recorded_inputs) or None
         except NodeError as exc:
             self.step_failed(step, exc, elapsed_ms=_ms(started))
             return
@@ -373,11 +378,10 @@ class Advance:
         now = timezone.now()
         config = self.graph.config(step.node_id)
         node_type = node_type_of(self.graph, step.node_id)
-        traced = trace_redactor(self.run.tenant.settings)  # what people read of the failure
-        message = traced(error.message)
+        message = self.traced(error.message)  # what people read of the failure
         detail = {"message": message, "retryable": error.retryable}
         if error.details is not None:
-            detail["details"] = traced(error.details)
+            detail["details"] = self.traced(error.details)
         step.attempts = [*(step.attempts or []), {
             "attempt": step.attempt, "error": message,
             "started_at": step.started_at.isoformat() if step.started_at else None, "finished_at": now.isoformat(),
@@ -966,8 +970,8 @@ def step_finish(
             return False  # the lease ran out (someone else runs it now)
         if run.status in RUN_FINISHED:
             return False  # the run was cancelled
-        step.inputs = trace_redactor(run.tenant.settings)(inputs) or None
         advance = Advance(run, graph, steps=steps, trip=trip, complete=whole)
+        step.inputs = advance.traced(inputs) or None
         if error is not None:
             advance.step_failed(step, error, elapsed_ms=elapsed_ms)
             if isinstance(error, CapabilityRefused):
@@ -1006,9 +1010,8 @@ def _audit_call(advance: Advance, node_type: NodeType, step: StepRun, result: No
         )
     if error is not None:
         data["error"] = error.message
-    calls = (
-        output if isinstance(output, dict) else (error.details if error is not None else None) or {}
-    ).get("tool_calls")
+    recorded = output if error is None else error.details  # an agent records its tool calls in either
+    calls = recorded.get("tool_calls") if isinstance(recorded, dict) else None
     if isinstance(calls, list):  # an agent's tools, each call named with a digest of its input
         data["tool_calls"] = [
             {"name": call.get("name"), "input_sha256": json_digest(call.get("input")), "ok": "error" not in call}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from flows import engine, retention
+from studio.celery import next_round
 
 TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
 
@@ -33,17 +34,12 @@ def steps_recover_task() -> dict:
     return engine.steps_recover()
 
 
-# A backlog is worked off by chained rounds; this caps one chain (the next beat starts another).
-MAX_CHAINED_ROUNDS = 100
-
-
 @shared_task(name="flows.runs_retention", ignore_result=True)
 def runs_retention_task(round_no: int = 0) -> dict:
     """Beat: remove runs past their tenant's retention, one bounded batch per tenant; when a
     batch was full, the next round is enqueued at once. Safe twice at once (SKIP LOCKED)."""
     result = retention.retention_enforce()
-    if result.more and round_no + 1 < MAX_CHAINED_ROUNDS:
-        runs_retention_task.delay(round_no + 1)
+    next_round(runs_retention_task, round_no, more=result.more)
     return {"runs": result.runs, "more": result.more}
 
 

@@ -173,6 +173,5 @@ def exception_handler(exc, context):
         if isinstance(getattr(exc, "detail", None), exceptions.ErrorDetail):
             code = exc.detail.code or code
     headers = {k: v for k, v in response.items() if k in {"WWW-Authenticate", "Retry-After", "Allow"}}
-    if hasattr(exc, "decision"):  # a rate limit (studio.tenants.ratelimit.RateLimited)
-        headers.update(exc.decision.headers())
+    headers.update(getattr(exc, "response_headers", None) or {})  # a rate limit's, for one
     return error_response(response.status_code, message, code=code, details=details, headers=headers)

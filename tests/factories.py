@@ -22,6 +22,18 @@ def make_tenant(name: str | None = None) -> Tenant:
     return services.tenant_create(name=name or f"Tenant {n}", slug=f"tenant-{n}")
 
 
+# The tests' HTTP receivers live on loopback, which tenants may not reach unless they allow it.
+LOOPBACK_HTTP = {"allowed_hosts": ["127.0.0.1"], "allow_private": True}
+
+
+def make_loopback_tenant(name: str | None = None, **settings) -> Tenant:
+    """A tenant whose flows may call the tests' receivers on 127.0.0.1 (off by default)."""
+    tenant = make_tenant(name)
+    tenant.settings = {"http": LOOPBACK_HTTP, **settings}
+    tenant.save()
+    return tenant
+
+
 def make_member(tenant: Tenant, role: str, username: str | None = None):
     user = make_user(username)
     Membership.objects.create(tenant=tenant, user=user, role=role)

@@ -34,7 +34,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from studio.governance.models import AuditEntry, AuditPending
-from studio.governance.redaction import redact
+from studio.governance.redaction import redact_json
 
 _django_default = DjangoJSONEncoder().default
 GENESIS = "0" * 64
@@ -48,21 +48,16 @@ def canonical(*, seq: int, at, actor: str, action: str, target: str, data: str) 
 
 
 def details_json(data: dict) -> str:
-    return json.dumps(_redacted(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    """The details as the log keeps them: redacted with the built-in rules, canonical JSON text."""
+    return _canonical_json(redact_json(data))
+
+
+def _canonical_json(data: dict) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def chain_hash(prev_hash: str, body: str) -> str:
     return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
-
-
-def _redacted(value: Any) -> Any:
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {str(k): _redacted(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_redacted(v) for v in value]
-    return value
 
 
 def user_label(user) -> str:
@@ -139,7 +134,6 @@ def audit_later(
     target: str = "",
     data: dict | None = None,
     free_text: tuple[str, ...] = ("error",),
-    at=None,
 ) -> list:
     """An entry to be chained within seconds, as a row for ``audit_later_statement``, which the
     caller sends with its own writes (the engine's checkpoint): it exists if the change does.
@@ -148,9 +142,9 @@ def audit_later(
     details = dict(data or {})
     for key in free_text:
         if key in details:
-            details[key] = _redacted(details[key])
-    text = json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return [tenant_id, at or timezone.now(), (actor or "system")[:150], action, target[:200], text]
+            details[key] = redact_json(details[key])
+    text = _canonical_json(details)
+    return [tenant_id, timezone.now(), (actor or "system")[:150], action, target[:200], text]
 
 
 def audit_later_statement(rows: list[list]) -> tuple[str, list]:
@@ -219,6 +213,13 @@ class Verification:
 
 def _entries(tenant_id: int) -> Iterator[AuditEntry]:
     return AuditEntry.objects.filter(tenant_id=tenant_id).order_by("seq").iterator(chunk_size=2000)
+
+
+def audit_verify_recorded(*, tenant_id: int) -> Verification:
+    """``audit_verify`` over everything recorded, the entries runs wrote in the last seconds
+    included (chained first)."""
+    audit_chain_pending(tenant_id=tenant_id)
+    return audit_verify(tenant_id=tenant_id)
 
 
 def audit_verify(*, tenant_id: int) -> Verification:

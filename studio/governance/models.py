@@ -55,7 +55,9 @@ class AuditPending(models.Model):
     actor = models.CharField(max_length=150)
     action = models.CharField(max_length=64)
     target = models.CharField(max_length=200, blank=True)
-    data = models.TextField(default="{}")  # canonical JSON text, redacted (``audit.details_json``)
+    data = models.TextField(
+        default="{}"
+    )  # canonical JSON text, its free text redacted (``audit.audit_later``)
 
     class Meta:
         indexes = [models.Index(fields=["tenant", "id"], name="audit_pending_tenant")]

@@ -118,6 +118,17 @@ def redact(text: str, rules: list[str] | None = None, available: dict[str, Rule]
     return text
 
 
+def redact_json(value, rules: list[str] | None = None, available: dict[str, Rule] = BUILTIN_RULES):
+    """A JSON value with ``redact`` applied to every string in it (keys as strings)."""
+    if isinstance(value, str):
+        return redact(value, rules, available)
+    if isinstance(value, dict):
+        return {str(key): redact_json(item, rules, available) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_json(item, rules, available) for item in value]
+    return value
+
+
 # -- a tenant's own rules -------------------------------------------------------------------------
 
 
@@ -186,17 +197,7 @@ def trace_redactor(settings: dict | None):
     names = [name for name in trace_rule_names(settings) if name in available]
     if not names:
         return lambda value: value
-
-    def redacted(value):
-        if isinstance(value, str):
-            return redact(value, names, available)
-        if isinstance(value, dict):
-            return {key: redacted(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [redacted(item) for item in value]
-        return value
-
-    return redacted
+    return lambda value: redact_json(value, names, available)
 
 
 def trace_rules_set(*, tenant, names: list[str], actor: str) -> list[str]:

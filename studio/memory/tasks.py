@@ -8,13 +8,11 @@ from celery import shared_task
 from django.conf import settings
 from django.db import connection
 
+from studio.celery import next_round
 from studio.memory import retention
 from studio.memory.models import HNSW_MAX_DIMS, hnsw_index_sql
 
 log = logging.getLogger(__name__)
-
-# A backlog is worked off by chained rounds; this caps one chain (the next beat starts another).
-MAX_CHAINED_ROUNDS = 100
 
 
 @shared_task(name="memory.retention_enforce", ignore_result=True)
@@ -24,8 +22,7 @@ def memory_retention_enforce_task(round_no: int = 0) -> dict:
     (SKIP LOCKED on items, a lock per namespace)."""
     batch = getattr(settings, "MEMORY_PURGE_BATCH", retention.DEFAULT_BATCH)
     result = retention.retention_enforce(batch=batch)
-    if result.more and round_no + 1 < MAX_CHAINED_ROUNDS:
-        memory_retention_enforce_task.delay(round_no + 1)
+    next_round(memory_retention_enforce_task, round_no, more=result.more)
     return {
         "deleted": result.deleted,
         "more": result.more,

@@ -78,6 +78,11 @@ class Decision:
     retry_after_s: float  # when refused: until one more would pass
     reset_s: float  # until the bucket is full again
 
+    @property
+    def retry_after(self) -> int:
+        """Whole seconds to wait, as ``Retry-After`` says them (never 0)."""
+        return max(1, math.ceil(self.retry_after_s))
+
     def headers(self) -> dict[str, str]:
         out = {
             "RateLimit-Limit": str(self.limit),
@@ -85,7 +90,7 @@ class Decision:
             "RateLimit-Reset": str(math.ceil(self.reset_s)),
         }
         if not self.allowed:
-            out["Retry-After"] = str(max(1, math.ceil(self.retry_after_s)))
+            out["Retry-After"] = str(self.retry_after)
         return out
 
 
@@ -97,8 +102,8 @@ class RateLimited(exceptions.APIException):
     default_code = "rate_limited"
 
     def __init__(self, *, limit: str, per_minute: int, whose: str, decision: Decision) -> None:
-        self.decision = decision
-        self.wait = max(1, math.ceil(decision.retry_after_s))  # DRF answers it as Retry-After
+        self.response_headers = decision.headers()  # studio.api.exception_handler adds them
+        self.wait = decision.retry_after
         what = "API requests" if limit == API_REQUESTS else "runs"
         super().__init__(
             f"rate limit: {per_minute:,} {what} per minute for {whose}; retry in {self.wait} s",
@@ -225,14 +230,21 @@ def parse_limits(values: dict[str, str]) -> dict[str, int]:
     return limits
 
 
+def admit(tenant, limit: str, bucket: str, whose: str) -> Decision | None:
+    """One call against the tenant's ``limit`` in ``bucket``: its decision (None when that limit
+    is off), or RateLimited naming ``whose`` bucket it was."""
+    per_minute = limits_of(tenant)[limit]
+    if not per_minute:
+        return None
+    decision = take(bucket, per_minute)
+    if not decision.allowed:
+        raise RateLimited(limit=limit, per_minute=per_minute, whose=whose, decision=decision)
+    return decision
+
+
 def run_admit(tenant) -> None:
     """Count a run the tenant asks for over HTTP; RateLimited when its runs per minute are spent."""
-    per_minute = limits_of(tenant)[RUNS]
-    if not per_minute:
-        return
-    decision = take(f"runs:{tenant.pk}", per_minute)
-    if not decision.allowed:
-        raise RateLimited(limit=RUNS, per_minute=per_minute, whose=f"tenant {tenant.slug}", decision=decision)
+    admit(tenant, RUNS, f"runs:{tenant.pk}", f"tenant {tenant.slug}")
 
 
 class ApiRateThrottle(BaseThrottle):
@@ -244,9 +256,6 @@ class ApiRateThrottle(BaseThrottle):
         actor = request_actor(request)
         if actor is None:
             return True
-        per_minute = limits_of(actor.tenant)[API_REQUESTS]
-        if not per_minute:
-            return True
         if actor.api_key is not None:
             key = actor.api_key
             bucket, whose = f"key:{key.pk}", f"API key {key.name!r} ({key.prefix}…)"
@@ -256,10 +265,7 @@ class ApiRateThrottle(BaseThrottle):
                 f"user:{actor.tenant.pk}:{user.pk}",
                 f"{user.get_username()} in {actor.tenant.slug}",
             )
-        decision = take(bucket, per_minute)
-        request._request.rate_limit = decision
-        if not decision.allowed:
-            raise RateLimited(limit=API_REQUESTS, per_minute=per_minute, whose=whose, decision=decision)
+        request._request.rate_limit = admit(actor.tenant, API_REQUESTS, bucket, whose)
         return True
 
 

@@ -11,7 +11,7 @@ from flows import engine
 from flows.models import Run, RunStatus, StepRun
 from flows.tasks import step_execute_task
 from studio.governance.models import AuditEntry
-from tests.factories import make_tenant
+from tests.factories import make_loopback_tenant
 from tests.flows.helpers import edge, graph, node, published_flow, scripted_llm, start, statuses, wait_run
 from tests.flows.receiver import Receiver, chat_completion, json_answer
 
@@ -21,11 +21,7 @@ LOCAL = ["http:127.0.0.1"]
 
 @pytest.fixture
 def tenant():
-    tenant = make_tenant("Nodes")
-    # The receiver lives on loopback: this tenant explicitly allows it (off by default).
-    tenant.settings = {"http": {"allowed_hosts": ["127.0.0.1"], "allow_private": True}}
-    tenant.save()
-    return tenant
+    return make_loopback_tenant("Nodes")
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from studio.governance.models import AuditEntry
 from studio.inbox import services
 from studio.inbox.models import ReviewStatus
 from studio.tenants.roles import Role
-from tests.factories import make_member, make_tenant
+from tests.factories import make_loopback_tenant, make_member
 from tests.flows.helpers import edge, graph, node, published_flow, start, statuses, wait_run
 from tests.flows.receiver import Receiver, json_answer
 from tests.studio.inbox.helpers import actor, wait_review
@@ -28,11 +28,7 @@ PRICE_POLICY = {"name": "price-moves", "capability": "pricing.publish", "when": 
 
 @pytest.fixture
 def tenant():
-    tenant = make_tenant("Guarded")
-    tenant.settings = {"http": {"allowed_hosts": ["127.0.0.1"], "allow_private": True},
-                       "policies": [PRICE_POLICY]}  # fmt: skip
-    tenant.save()
-    return tenant
+    return make_loopback_tenant("Guarded", policies=[PRICE_POLICY])
 
 
 @pytest.fixture

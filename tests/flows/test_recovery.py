@@ -15,7 +15,7 @@ from flows import engine
 from flows.models import RunStatus
 from studio.celery import app
 from tests.conftest import start_worker, stop_process, wait_for, wait_for_worker
-from tests.factories import make_tenant
+from tests.factories import make_loopback_tenant
 from tests.flows.helpers import edge, graph, node, published_flow, start
 from tests.flows.receiver import Receiver, json_answer
 
@@ -51,10 +51,7 @@ def lone_worker(celery_worker):
 
 
 def effect_flow():
-    tenant = make_tenant("Recovery")
-    tenant.settings = {"http": {"allowed_hosts": ["127.0.0.1"], "allow_private": True}}
-    tenant.save()
-    return tenant
+    return make_loopback_tenant("Recovery")
 
 
 def run_until_done(run, *, timeout: float = 40):

@@ -23,7 +23,7 @@ from studio.governance.models import AuditEntry, AuditPending
 from studio.governance.tasks import audit_chain_task
 from studio.tenants.roles import Role
 from tests.conftest import wait_for
-from tests.factories import PASSWORD, make_member, make_tenant
+from tests.factories import PASSWORD, make_loopback_tenant, make_member
 from tests.flows.helpers import edge, graph, node, published_flow, scripted_llm, start, wait_run
 from tests.flows.receiver import Receiver, json_answer
 
@@ -32,10 +32,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 
 @pytest.fixture
 def tenant():
-    tenant = make_tenant("Audited")
-    tenant.settings = {"http": {"allowed_hosts": ["127.0.0.1"], "allow_private": True}}
-    tenant.save()
-    return tenant
+    return make_loopback_tenant("Audited")
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from django.test import Client
 from flows.models import StepRun
 from studio.governance import redaction
 from studio.tenants.roles import Role
-from tests.factories import PASSWORD, make_member, make_tenant
+from tests.factories import PASSWORD, make_loopback_tenant, make_member
 from tests.flows.helpers import edge, graph, node, published_flow, scripted_llm, start, wait_run
 from tests.flows.receiver import Receiver, json_answer
 
@@ -22,10 +22,7 @@ EMAIL = "ada.lovelace@example.com"
 
 @pytest.fixture
 def tenant():
-    tenant = make_tenant("Private")
-    tenant.settings = {"http": {"allowed_hosts": ["127.0.0.1"], "allow_private": True}}
-    tenant.save()
-    return tenant
+    return make_loopback_tenant("Private")
 
 
 def reply_flow(tenant, receiver):

@@ -10,7 +10,7 @@ from studio.governance.models import AuditEntry
 from studio.inbox import services
 from studio.inbox.models import ReviewStatus
 from studio.tenants.roles import Role
-from tests.factories import make_member, make_tenant
+from tests.factories import make_loopback_tenant, make_member
 from tests.flows.helpers import edge, graph, node, published_flow, start, statuses, wait_run
 from tests.flows.receiver import Receiver, chat_completion
 from tests.studio.inbox.helpers import actor, approval_flow, wait_review, wait_reviews
@@ -20,10 +20,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 
 @pytest.fixture
 def tenant():
-    tenant = make_tenant("Approvals")
-    tenant.settings = {"http": {"allowed_hosts": ["127.0.0.1"], "allow_private": True}}
-    tenant.save()
-    return tenant
+    return make_loopback_tenant("Approvals")
 
 
 @pytest.fixture
