@@ -93,17 +93,24 @@ def test_a_tenant_owning_one_percent_of_the_table_gets_k_results(big_table):
 
 
 def test_the_big_tenant_gets_the_same_top_10_as_an_exact_scan(big_table):
+    """9 of the exact top 10, on average over forty queries. The big tenant's searches may go
+    through HNSW, which is approximate and built with random levels: one query's top 10 missed
+    two in two of a dozen full runs, so one query is too few to hold to 9. (Through HNSW this
+    data, uniform random vectors, gives recall 0.935-0.960 over forty queries here, not always
+    BENCHMARKS.md's 0.95; when the planner sorts exactly, 1.000.)"""
     big, _, _ = big_table
-    vector = random_unit_vectors(1, 384, seed=4)[0]
-    vector = vector.tolist() if hasattr(vector, "tolist") else vector
-    hits = services.memory_search(tenant=big, namespace="docs", vector=vector, k=10)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT id FROM memory_memoryitem WHERE tenant_id = %s ORDER BY embedding <=> %s::vector LIMIT 10",
-            [big.pk, vector_literal(vector)],
-        )
-        exact = [row[0] for row in cursor.fetchall()]
-    assert len({h.id for h in hits} & set(exact)) >= 9
+    found = 0
+    for vector in random_unit_vectors(40, 384, seed=4):
+        vector = vector.tolist() if hasattr(vector, "tolist") else vector
+        hits = services.memory_search(tenant=big, namespace="docs", vector=vector, k=10)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT id FROM memory_memoryitem WHERE tenant_id = %s ORDER BY embedding <=> %s::vector LIMIT 10",
+                [big.pk, vector_literal(vector)],
+            )
+            exact = [row[0] for row in cursor.fetchall()]
+        found += len({h.id for h in hits} & set(exact))
+    assert found / (40 * 10) >= 0.9, f"recall@10 {found / 400:.3f}"
 
 
 def test_expired_items_are_never_returned_even_before_the_purge(db):
