@@ -212,7 +212,7 @@ def test_an_instance_from_a_row_is_the_one_the_orm_reads():
 
 def test_the_engines_long_statements_are_parsed_once():
     """psycopg keeps parsed query strings of up to ``MAX_CACHED_STATEMENT_PARAMS`` parameters,
-    50 unless raised (``studio.apps``): a run's three steps inserted at once have 72."""
+    50 unless raised (``studio.pgadapt``): a run's three steps inserted at once have 72."""
     from psycopg import _queries
 
     flow = _trigger_flow()
