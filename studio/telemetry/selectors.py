@@ -7,12 +7,15 @@ come to Python) over the runs created in a period.
   and map and sub-flow steps (they only collect child runs, whose own steps are counted).
   Tokens and cost per action are what the steps recorded; their latency is per node type.
 - Review share: approval steps among actions; review wait: how long those steps waited.
+- The series: the same figures per bucket of time (runs by when they were created), for the
+  dashboard's charts; every bucket of the period is there, empty ones too.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.db import connection
@@ -29,8 +32,19 @@ DEFAULT_PERIOD = "7d"
 NOT_ACTIONS = ("trigger", "note", *CHILD_RUN_TYPES)
 REVIEW_TYPE = "approval"
 
+# The buckets of a period's series: the smallest of these that makes at most ``MAX_POINTS``.
+BUCKETS = (
+    timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1), timedelta(hours=3), timedelta(hours=6),
+    timedelta(hours=12), timedelta(days=1), timedelta(days=7), timedelta(days=30),
+)  # fmt: skip
+MAX_POINTS = 48
+BUCKET_ORIGIN = datetime(2001, 1, 1, tzinfo=UTC)  # a Monday: weekly buckets start on Mondays
+
+# Both queries group three or four ways at once (GROUPING SETS): per flow, per bucket of the
+# series, everything, and (actions) per node type; ``grouping`` says which a row is, one bit per
+# grouping column left out (the first column is the highest bit).
 _RUNS_SQL = f"""
-    SELECT r.flow_id, GROUPING(r.flow_id) AS everything,
+    SELECT r.flow_id, r.t, GROUPING(r.flow_id, r.t) AS grouping,
         count(*) AS runs,
         count(*) FILTER (WHERE r.status = %(succeeded)s) AS succeeded,
         count(*) FILTER (WHERE r.status IN (%(failed)s, %(timed_out)s)) AS failed,
@@ -39,14 +53,18 @@ _RUNS_SQL = f"""
         percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (
             ORDER BY extract(epoch FROM r.finished_at - r.started_at) * 1000
         ) FILTER (WHERE r.status = %(succeeded)s AND r.started_at IS NOT NULL) AS latency_ms
-    FROM {Run._meta.db_table} r
-    WHERE r.tenant_id = %(tenant)s AND r.parent_step_id IS NULL AND r.created_at >= %(since)s
-        AND (%(flow)s::bigint IS NULL OR r.flow_id = %(flow)s)
-    GROUP BY GROUPING SETS ((r.flow_id), ())
+    FROM (
+        SELECT flow_id, status, started_at, finished_at, date_bin(%(bucket)s, created_at, %(origin)s) AS t
+        FROM {Run._meta.db_table}
+        WHERE tenant_id = %(tenant)s AND parent_step_id IS NULL AND created_at >= %(since)s
+            AND (%(flow)s::bigint IS NULL OR flow_id = %(flow)s)
+    ) r
+    GROUP BY GROUPING SETS ((r.flow_id), (r.t), ())
 """
+_RUNS_BY_FLOW, _RUNS_BY_TIME = 0b01, 0b10
 
 _ACTIONS_SQL = f"""
-    SELECT s.node_type, r.flow_id, GROUPING(s.node_type) AS by_flow, GROUPING(r.flow_id) AS by_type,
+    SELECT s.node_type, r.flow_id, r.t, GROUPING(s.node_type, r.flow_id, r.t) AS grouping,
         count(*) AS actions,
         count(*) FILTER (WHERE s.status = %(step_failed)s) AS failed,
         coalesce(sum(s.tokens_in + s.tokens_out), 0) AS tokens,
@@ -55,12 +73,15 @@ _ACTIONS_SQL = f"""
         percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY s.latency_ms) AS latency_ms,
         percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY s.latency_ms)
             FILTER (WHERE s.node_type = %(review)s) AS review_wait_ms
-    FROM {StepRun._meta.db_table} s JOIN {Run._meta.db_table} r ON r.id = s.run_id
-    WHERE r.tenant_id = %(tenant)s AND r.created_at >= %(since)s
-        AND (%(flow)s::bigint IS NULL OR r.flow_id = %(flow)s)
-        AND s.status IN (%(step_succeeded)s, %(step_failed)s) AND NOT s.node_type = ANY(%(not_actions)s)
-    GROUP BY GROUPING SETS ((s.node_type), (r.flow_id), ())
+    FROM {StepRun._meta.db_table} s JOIN (
+        SELECT id, flow_id, date_bin(%(bucket)s, created_at, %(origin)s) AS t
+        FROM {Run._meta.db_table}
+        WHERE tenant_id = %(tenant)s AND created_at >= %(since)s AND (%(flow)s::bigint IS NULL OR flow_id = %(flow)s)
+    ) r ON r.id = s.run_id
+    WHERE s.status IN (%(step_succeeded)s, %(step_failed)s) AND NOT s.node_type = ANY(%(not_actions)s)
+    GROUP BY GROUPING SETS ((s.node_type), (r.flow_id), (r.t), ())
 """
+_ACTIONS_BY_TYPE, _ACTIONS_BY_FLOW, _ACTIONS_BY_TIME = 0b011, 0b101, 0b110
 
 
 @dataclass
@@ -132,6 +153,8 @@ class Summary:
     overall: Figures
     flows: list[tuple[Flow, Figures]] = field(default_factory=list)
     node_types: list[tuple[str, Figures]] = field(default_factory=list)
+    bucket: timedelta = BUCKETS[0]
+    series: list[tuple[datetime, Figures]] = field(default_factory=list)  # every bucket, oldest first
 
     def as_dict(self) -> dict:
         return {
@@ -140,6 +163,8 @@ class Summary:
             "overall": self.overall.as_dict(),
             "per_flow": [{"flow": f.pk, "flow_name": f.name, **fig.as_dict()} for f, fig in self.flows],
             "per_node_type": [{"node_type": t, **fig.as_dict()} for t, fig in self.node_types],
+            "bucket_seconds": int(self.bucket.total_seconds()),
+            "series": [{"start": start.isoformat(), **fig.as_dict()} for start, fig in self.series],
         }
 
 
@@ -147,20 +172,41 @@ def _pair(values) -> tuple[float | None, float | None]:
     return (values[0], values[1]) if values else (None, None)
 
 
+def series_bucket(span: timedelta) -> timedelta:
+    """The bucket of a series over ``span``: at most ``MAX_POINTS`` of them."""
+    for bucket in BUCKETS:
+        if span <= bucket * MAX_POINTS:
+            return bucket
+    return timedelta(days=math.ceil(span / timedelta(days=1) / MAX_POINTS))
+
+
+def bucket_start(moment: datetime, bucket: timedelta) -> datetime:
+    """The start of the bucket holding ``moment``, as PostgreSQL's ``date_bin`` computes it."""
+    return BUCKET_ORIGIN + (moment - BUCKET_ORIGIN) // bucket * bucket
+
+
 def metrics_summary(*, tenant: Tenant, since: datetime | None = None, flow: Flow | None = None) -> Summary:
-    """The tenant's figures since ``since`` (default: the last 7 days), overall, per flow and per
-    node type; ``flow`` narrows everything to one flow. Two queries."""
-    since = since or timezone.now() - PERIODS[DEFAULT_PERIOD]
+    """The tenant's figures since ``since`` (default: the last 7 days), overall, per flow, per
+    node type and per bucket of time (``series_bucket``); ``flow`` narrows everything to one
+    flow. Two queries."""
+    now = timezone.now()
+    since = since or now - PERIODS[DEFAULT_PERIOD]
+    bucket = series_bucket(max(now - since, BUCKETS[0]))
     params = {
         "tenant": tenant.pk, "since": since, "flow": flow.pk if flow else None, "review": REVIEW_TYPE,
         "not_actions": list(NOT_ACTIONS), "step_succeeded": StepStatus.SUCCEEDED, "step_failed": StepStatus.FAILED,
-        **{status.value: status.value for status in RunStatus},
+        "bucket": bucket, "origin": BUCKET_ORIGIN, **{status.value: status.value for status in RunStatus},
     }  # fmt: skip
-    overall, per_flow, per_type = Figures(), {}, {}
+    overall, per_flow, per_type, per_time = Figures(), {}, {}, {}
     with connection.cursor() as cursor:
         cursor.execute(_RUNS_SQL, params)
-        for flow_id, everything, runs, succeeded, failed, cancelled, active, latency in cursor.fetchall():
-            figures = overall if everything else per_flow.setdefault(flow_id, Figures())
+        for flow_id, t, grouping, runs, succeeded, failed, cancelled, active, latency in cursor.fetchall():
+            if grouping == _RUNS_BY_FLOW:
+                figures = per_flow.setdefault(flow_id, Figures())
+            elif grouping == _RUNS_BY_TIME:
+                figures = per_time.setdefault(t, Figures())
+            else:
+                figures = overall
             figures.runs, figures.succeeded, figures.failed = runs, succeeded, failed
             figures.cancelled, figures.active = cancelled, active
             figures.latency_p50_ms, figures.latency_p95_ms = _pair(latency)
@@ -168,8 +214,8 @@ def metrics_summary(*, tenant: Tenant, since: datetime | None = None, flow: Flow
         for (
             node_type,
             flow_id,
-            by_flow,
-            by_type,
+            t,
+            grouping,
             actions,
             failed,
             tokens,
@@ -178,13 +224,15 @@ def metrics_summary(*, tenant: Tenant, since: datetime | None = None, flow: Flow
             latency,
             wait,
         ) in cursor.fetchall():
-            if by_flow and by_type:
-                figures = overall
-            elif by_flow:  # grouped by flow (node type rolled up)
-                figures = per_flow.setdefault(flow_id, Figures())
-            else:
+            if grouping == _ACTIONS_BY_TYPE:
                 figures = per_type.setdefault(node_type, Figures())
                 figures.latency_p50_ms, figures.latency_p95_ms = _pair(latency)
+            elif grouping == _ACTIONS_BY_FLOW:
+                figures = per_flow.setdefault(flow_id, Figures())
+            elif grouping == _ACTIONS_BY_TIME:
+                figures = per_time.setdefault(t, Figures())
+            else:
+                figures = overall
             figures.actions, figures.failed_actions, figures.tokens = actions, failed, int(tokens)
             figures.cost_usd, figures.reviews = Decimal(cost), reviews
             figures.review_wait_p50_ms, figures.review_wait_p95_ms = _pair(wait)
@@ -194,7 +242,18 @@ def metrics_summary(*, tenant: Tenant, since: datetime | None = None, flow: Flow
         key=lambda pair: (-pair[1].runs, pair[0].name.lower()),
     )
     node_types = sorted(per_type.items(), key=lambda pair: -pair[1].actions)
-    return Summary(since=since, flow=flow, overall=overall, flows=flows, node_types=node_types)
+    first, last = bucket_start(since, bucket), bucket_start(now, bucket)
+    starts = [first + bucket * i for i in range((last - first) // bucket + 1)]
+    series = [(start, per_time.get(start) or Figures()) for start in starts]
+    return Summary(
+        since=since,
+        flow=flow,
+        overall=overall,
+        flows=flows,
+        node_types=node_types,
+        bucket=bucket,
+        series=series,
+    )
 
 
 def reviews_waiting_by_tenant() -> dict[int, int]:

@@ -13,6 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from flows import selectors as flow_selectors
+from studio.telemetry.charts import dashboard_charts
 from studio.telemetry.counters import exposition
 from studio.telemetry.selectors import DEFAULT_PERIOD, PERIODS, metrics_summary, reviews_waiting_by_tenant
 from studio.tenants.models import Tenant
@@ -33,7 +34,8 @@ def dashboard(request):
     )
     summary = metrics_summary(tenant=tenant, since=timezone.now() - PERIODS[period], flow=flow)
     return render(request, "studio/dashboard.html", {
-        "nav": "dashboard", "summary": summary, "period": period, "periods": list(PERIODS), "flow": flow,
+        "nav": "dashboard", "summary": summary, "charts": dashboard_charts(summary), "period": period,
+        "periods": list(PERIODS), "flow": flow,
     })  # fmt: skip
 
 

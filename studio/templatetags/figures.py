@@ -58,6 +58,17 @@ def number(value, places: int = 0) -> str:
     return f"{float(value):,.{int(places)}f}"
 
 
+@register.filter
+def bucket(value) -> str:
+    """A span of time (``timedelta``) in whole units: ``15 minutes``, ``1 hour``, ``7 days``."""
+    seconds = int(value.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return f"{seconds} seconds"
+
+
 _HEX_DIGEST = re.compile(r"[0-9a-f]{32,}")
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from itertools import pairwise
 
 import pytest
 from django.test import Client
 from django.utils import timezone
 
 from flows.models import Run, StepRun
-from studio.telemetry.selectors import metrics_summary
+from studio.telemetry.selectors import BUCKET_ORIGIN, MAX_POINTS, bucket_start, metrics_summary, series_bucket
 from studio.tenants.roles import Role
 from tests.factories import make_member, make_tenant
 from tests.flows.helpers import edge, graph, node, published_flow
@@ -90,6 +91,40 @@ class TestSummary:
         assert types["llm"].latency_p50_ms == 10.0 and types["approval"].latency_p95_ms == 60_000.0
         assert "trigger" not in types and "map" not in types
 
+    def test_the_series_splits_the_same_figures_by_time(self, tenants):
+        acme, _globex, _support, pricing = tenants
+        now = timezone.now()
+        old = add_run(pricing, ms=700, ago=timedelta(days=2, hours=3),
+                      steps=[("llm", "succeeded", 10.0, 50, "0.001"), ("approval", "failed", 5.0, 0, "0")])  # fmt: skip
+        summary = metrics_summary(tenant=acme, since=now - timedelta(days=7))
+        assert summary.bucket == timedelta(hours=6)
+        starts = [start for start, _ in summary.series]
+        assert starts[0] == bucket_start(now - timedelta(days=7), summary.bucket) and starts[-1] <= now
+        assert all(b - a == summary.bucket for a, b in pairwise(starts))
+        assert len(starts) == 29  # every bucket of the week, empty ones too
+        # Every run and action of the period is in one bucket, and the buckets add up to the whole.
+        o = summary.overall
+        assert sum(f.runs for _, f in summary.series) == o.runs == 6
+        assert sum(f.actions for _, f in summary.series) == o.actions == 11
+        assert sum(f.cost_usd for _, f in summary.series) == o.cost_usd == Decimal("0.011")
+        by_start = dict(summary.series)
+        recent = by_start[bucket_start(now - timedelta(hours=1), summary.bucket)]
+        assert (recent.runs, recent.failed, recent.latency_p50_ms) == (5, 1, pytest.approx(250.0))
+        earlier = by_start[bucket_start(old.started_at, summary.bucket)]  # its created_at, as add_run sets it
+        assert (earlier.runs, earlier.latency_p50_ms) == (1, 700.0)
+        assert (earlier.actions, earlier.failed_actions) == (2, 1)
+        assert earlier.reviews == 1 and earlier.review_share == 0.5 and earlier.tokens == 50
+        assert sum(1 for _, f in summary.series if f.runs) == 2
+
+    def test_buckets_fit_the_period(self):
+        assert series_bucket(timedelta(hours=24)) == timedelta(hours=1)
+        assert series_bucket(timedelta(days=7)) == timedelta(hours=6)
+        assert series_bucket(timedelta(days=30)) == timedelta(days=1)
+        decades = timedelta(days=365 * 27)
+        assert decades / series_bucket(decades) <= MAX_POINTS
+        moment = BUCKET_ORIGIN + timedelta(days=3, hours=7, minutes=5)
+        assert bucket_start(moment, timedelta(hours=6)) == BUCKET_ORIGIN + timedelta(days=3, hours=6)
+
     def test_one_flow_and_an_earlier_start(self, tenants):
         acme, _globex, support, _pricing = tenants
         summary = metrics_summary(tenant=acme, flow=support, since=timezone.now() - timedelta(days=30))
@@ -106,6 +141,14 @@ class TestApiAndPage:
         assert {row["flow_name"] for row in body["per_flow"]} == {"Support", "Pricing"}
         one = client.get(f"/api/v1/metrics/summary/?flow={support.pk}&since=2000-01-01T00:00:00Z").json()
         assert one["overall"]["runs"] == 5 and one["flow"] == support.pk
+        assert one["bucket_seconds"] % 86400 == 0  # 26 years in whole days
+        assert len(one["series"]) <= MAX_POINTS + 1
+        assert sum(point["runs"] for point in one["series"]) == 5
+        week = client.get("/api/v1/metrics/summary/").json()
+        assert week["bucket_seconds"] == 6 * 3600 and len(week["series"]) == 29
+        busy = [point for point in week["series"] if point["runs"]]
+        assert sum(point["runs"] for point in busy) == 5
+        assert {"start", "latency_p50_ms", "actions"} <= set(busy[0])
         assert client.get("/api/v1/metrics/summary/?since=soon").status_code == 400
         assert api(globex, Role.OWNER).get(f"/api/v1/metrics/summary/?flow={support.pk}").status_code == 404
 
@@ -115,6 +158,10 @@ class TestApiAndPage:
         client.force_login(make_member(acme, Role.VIEWER))
         html = client.get("/dashboard/?period=30d").content.decode()
         assert 'data-kpi="runs">6<' in html and "Support" in html and "<code>approval</code>" in html
+        for key in ("runs", "latency", "cost", "review"):  # four charts, each drawn
+            assert f'data-chart="{key}"' in html
+        assert html.count("<svg") == 4 and "buckets of 1 day" in html
+        assert ": 5 runs, 4 succeeded, 1 failed</title>" in html  # today's bar
         other = Client()
         other.force_login(make_member(make_tenant("Initech"), Role.OWNER))
         assert "No runs in this period" in other.get("/dashboard/").content.decode()
