@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -18,6 +19,7 @@ from flows.graph import MalformedGraph
 from flows.models import RUN_FINISHED, SLUG_MAX, Run, RunStatus, StepRun, Totals, run_totals
 from flows.nodes import all_types
 from studio.api import Conflict, error_response, keyset_page, query_choice, query_int
+from studio.governance.redaction import trace_view_redactor
 from studio.tenants.crypto import decrypt
 from studio.tenants.permissions import request_actor
 from studio.tenants.selectors import Actor
@@ -339,10 +341,10 @@ def _when(value):
     return None if value is None else _WHEN.to_representation(value)
 
 
-def step_dict(step) -> dict:
+def step_dict(step, shown: Callable[[Any], Any]) -> dict:
     return {
         "node_id": step.node_id, "node_type": step.node_type, "status": step.status, "attempt": step.attempt,
-        "attempts": step.attempts, "handles": step.handles, "inputs": step.inputs, "output": step.output,
+        "attempts": step.attempts, "handles": step.handles, "inputs": shown(step.inputs), "output": shown(step.output),
         "error": step.error, "confidence": None if step.confidence is None else float(step.confidence),
         "started_at": _when(step.started_at), "finished_at": _when(step.finished_at),
         "latency_ms": None if step.latency_ms is None else float(step.latency_ms),
@@ -351,13 +353,14 @@ def step_dict(step) -> dict:
     }  # fmt: skip
 
 
-def run_dict(run: Run, totals: Totals | None = None) -> dict:
-    """The run; ``totals``: its tokens and cost so far, when it has not ended (``run_totals``)."""
+def run_dict(run: Run, totals: Totals | None, shown: Callable[[Any], Any]) -> dict:
+    """The run; ``totals``: its tokens and cost so far, when it has not ended (``run_totals``);
+    ``shown``: what its data looks like to whoever asks (``run_data_shown``)."""
     tokens_in, tokens_out, cost = totals or (run.tokens_in, run.tokens_out, run.cost_usd)
     return {
         "id": run.pk, "flow": run.flow_id, "version": run.version.number if run.version_id else None,
-        "is_test": run.is_test, "status": run.status, "trigger": run.trigger, "inputs": run.inputs,
-        "outputs": run.outputs, "error": run.error,
+        "is_test": run.is_test, "status": run.status, "trigger": run.trigger, "inputs": shown(run.inputs),
+        "outputs": shown(run.outputs), "error": run.error,
         "parent_run": run.parent_step.run_id if run.parent_step_id else None,
         "created_at": _when(run.created_at), "started_at": _when(run.started_at),
         "finished_at": _when(run.finished_at), "tokens_in": tokens_in, "tokens_out": tokens_out,
@@ -365,11 +368,20 @@ def run_dict(run: Run, totals: Totals | None = None) -> dict:
     }  # fmt: skip
 
 
-def run_payload(run: Run, steps: Iterable[StepRun] | None = None) -> dict:
+def run_payload(run: Run, steps: Iterable[StepRun] | None = None, *, shown: Callable[[Any], Any]) -> dict:
     """The run with its steps (read here unless given): what the run API answers and the run
     socket's snapshot."""
     steps = list(selectors.run_steps(run=run) if steps is None else steps)
-    return {**run_dict(run, run_totals(run, steps)), "steps": [step_dict(step) for step in steps]}
+    return {
+        **run_dict(run, run_totals(run, steps), shown),
+        "steps": [step_dict(step, shown) for step in steps],
+    }
+
+
+def run_data_shown(actor: Actor) -> Callable[[Any], Any]:
+    """Runs' data as ``actor`` sees it: through the tenant's trace rules for a member's session,
+    whole for an API key or a webhook (``trace_view_redactor``)."""
+    return trace_view_redactor(tenant=actor.tenant, person=actor.user is not None and actor.api_key is None)
 
 
 class RunStart(serializers.Serializer):
@@ -406,7 +418,10 @@ class FlowRunsApi(APIView):
             request, list(selectors.run_list(flow=flow, status=status_, before=before)[: limit + 1]), limit
         )
         totals = selectors.totals_so_far(runs)
-        return Response({"results": [run_dict(run, totals.get(run.pk)) for run in runs], "next": next_url})
+        shown = run_data_shown(request_actor(request))
+        return Response(
+            {"results": [run_dict(run, totals.get(run.pk), shown) for run in runs], "next": next_url}
+        )
 
     @extend_schema(
         request=RunStart,
@@ -460,7 +475,8 @@ def start_run_response(*, flow, actor, trigger: str, inputs, version, idempotenc
         selectors.run_wait(run=run, timeout_s=wait, listener=listening[0] if listening else None)
     steps = engine.run_now(run)  # as it stands now
     done = run.status in RUN_FINISHED
-    return Response(run_payload(run, steps), status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED)
+    payload = run_payload(run, steps, shown=run_data_shown(actor))
+    return Response(payload, status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED)
 
 
 class RunDetailApi(APIView):
@@ -468,7 +484,10 @@ class RunDetailApi(APIView):
 
     @extend_schema(responses=RunOutput)
     def get(self, request, pk: int):
-        return Response(run_payload(selectors.run_get(tenant=request_actor(request).tenant, pk=pk)))
+        actor = request_actor(request)
+        return Response(
+            run_payload(selectors.run_get(tenant=actor.tenant, pk=pk), shown=run_data_shown(actor))
+        )
 
 
 class RunCancelApi(APIView):
@@ -476,10 +495,11 @@ class RunCancelApi(APIView):
 
     @extend_schema(request=None, responses=RunOutput)
     def post(self, request, pk: int):
-        run = selectors.run_get(tenant=request_actor(request).tenant, pk=pk)
+        actor = request_actor(request)
+        run = selectors.run_get(tenant=actor.tenant, pk=pk)
         if not engine.run_cancel(run.pk):
             raise Conflict(f"the run has already ended ({run.status})")
-        return Response(run_payload(run, engine.run_now(run)))
+        return Response(run_payload(run, engine.run_now(run), shown=run_data_shown(actor)))
 
 
 class RunRetryApi(APIView):
@@ -487,12 +507,14 @@ class RunRetryApi(APIView):
 
     @extend_schema(request=None, responses={202: RunOutput})
     def post(self, request, pk: int):
-        run = selectors.run_get(tenant=request_actor(request).tenant, pk=pk)
+        actor = request_actor(request)
+        run = selectors.run_get(tenant=actor.tenant, pk=pk)
         if not engine.run_retry(run.pk):
             raise Conflict(
                 f"only a failed, cancelled or timed-out run can be retried (this one is {run.status})"
             )
-        return Response(run_payload(run, engine.run_now(run)), status=status.HTTP_202_ACCEPTED)
+        payload = run_payload(run, engine.run_now(run), shown=run_data_shown(actor))
+        return Response(payload, status=status.HTTP_202_ACCEPTED)
 
 
 class RunReplayApi(APIView):
@@ -515,7 +537,7 @@ class RunReplayApi(APIView):
                                           api_key=actor.api_key)  # fmt: skip
         except services.RunRefused as exc:
             return error_response(exc.status, str(exc), code=exc.code, details=exc.details)
-        return Response(run_payload(new_run), status=status.HTTP_202_ACCEPTED)
+        return Response(run_payload(new_run, shown=run_data_shown(actor)), status=status.HTTP_202_ACCEPTED)
 
 
 SIGNATURE_HEADER = "X-Studio-Signature"

@@ -12,10 +12,12 @@ CLOSE_NOT_FOUND = 4404
 
 
 def run_snapshot_for(user, run_id: int) -> dict | None:
-    """The run as it stands, if ``user`` may see it (a member of its tenant whose role reads runs)."""
+    """The run as it stands, if ``user`` may see it (a member of its tenant whose role reads runs),
+    its data as people see it."""
     from flows.api import run_payload
     from flows.models import Run
     from flows.selectors import RUN_DOCUMENTS
+    from studio.governance.redaction import trace_view_redactor
     from studio.tenants.models import Membership
     from studio.tenants.roles import role_can
 
@@ -30,7 +32,7 @@ def run_snapshot_for(user, run_id: int) -> dict | None:
     membership = Membership.objects.filter(user=user, tenant_id=run.tenant_id).first()
     if membership is None or not role_can(membership.role, "runs.view"):
         return None  # another tenant's run is "not found", as everywhere else
-    return run_payload(run)
+    return run_payload(run, shown=trace_view_redactor(tenant=run.tenant, person=True))
 
 
 class RunConsumer(GroupConsumer):

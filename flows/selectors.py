@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Count, F, Min, OuterRef, Q, QuerySet, Subquery
@@ -255,7 +256,10 @@ class RunTrace:
         return self.run.status in RUN_RETRYABLE
 
 
-def run_trace(*, tenant: Tenant, pk: int) -> RunTrace:
+def run_trace(*, tenant: Tenant, pk: int, shown: Callable[[Any], Any]) -> RunTrace:
+    """The run's trace, its data (the run's inputs and outputs, its steps' inputs and outputs)
+    as ``shown`` makes it for the reader (``trace_view_redactor``): the instances are for display
+    and never saved."""
     run = get_object_or_404(
         Run.objects.for_tenant(tenant)
         .select_related("flow", "version", "created_by", "api_key")
@@ -273,15 +277,17 @@ def run_trace(*, tenant: Tenant, pk: int) -> RunTrace:
             s.pk,
         )
     )
+    run.inputs, run.outputs = shown(run.inputs), shown(run.outputs)
     traced = []
     for step in steps:
-        shown, counts = [], {}
+        step.inputs, step.output = shown(step.inputs), shown(step.output)
+        children, counts = [], {}
         if step.node_type in CHILD_RUN_TYPES and step.status != StepStatus.PENDING:
-            children = Run.objects.filter(parent_step=step)
-            counts = dict(children.values_list("status").annotate(n=Count("id")).order_by())
+            child_runs = Run.objects.filter(parent_step=step)
+            counts = dict(child_runs.values_list("status").annotate(n=Count("id")).order_by())
             if counts:
-                shown = list(children.order_by("item_index", "id")[:CHILD_RUNS_SHOWN])
-        traced.append(StepTrace(step=step, child_runs=shown, child_counts=counts))
+                children = list(child_runs.order_by("item_index", "id")[:CHILD_RUNS_SHOWN])
+        traced.append(StepTrace(step=step, child_runs=children, child_counts=counts))
     return RunTrace(run=run, steps=traced, parent_run_id=run.parent_run_id)
 
 

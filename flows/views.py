@@ -16,6 +16,7 @@ from flows import engine, selectors, services
 from flows.graph import MalformedGraph
 from flows.nodes import all_types
 from flows.starters import companion_flow_name, starter_get, starter_list
+from studio.governance.redaction import trace_rule_names, trace_view_redactor
 from studio.tenants.ratelimit import RateLimited
 from studio.tenants.views import member_required
 
@@ -141,8 +142,12 @@ def flow_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """The run, its inputs, outputs and error, and each step with its attempts, timings, tokens
     and cost. ``?fragment=1`` answers the part that changes, for the page's live refresh."""
-    trace = selectors.run_trace(tenant=request.actor.tenant, pk=pk)
-    context = {"nav": "flows", "trace": trace, "run": trace.run, "can_run": request.actor.can("flows.run")}
+    tenant = request.actor.tenant
+    trace = selectors.run_trace(tenant=tenant, pk=pk, shown=trace_view_redactor(tenant=tenant, person=True))
+    context = {
+        "nav": "flows", "trace": trace, "run": trace.run, "can_run": request.actor.can("flows.run"),
+        "redacted_by": trace_rule_names(tenant.settings), "can_settings": request.actor.can("settings.view"),
+    }  # fmt: skip
     if request.GET.get("fragment"):
         return render(request, "flows/_run_body.html", context)
     return render(request, "flows/run.html", context)

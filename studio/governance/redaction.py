@@ -196,8 +196,21 @@ def trace_redactor(settings: dict | None):
     available = tenant_rules(settings)
     names = [name for name in trace_rule_names(settings) if name in available]
     if not names:
-        return lambda value: value
+        return shown_whole
     return lambda value: redact_json(value, names, available)
+
+
+def shown_whole(value):
+    return value
+
+
+def trace_view_redactor(*, tenant, person: bool):
+    """What a run shows of its data (its inputs and outputs, its steps' inputs and outputs):
+    to a person (a member's session: the trace page, the editor's run panel, the run socket)
+    through the tenant's trace rules; to a system (an API key or a webhook's caller, which
+    start runs and use their outputs), whole. Nothing stored changes: later steps, retries and
+    replays use the data."""
+    return trace_redactor(tenant.settings) if person else shown_whole
 
 
 def trace_rules_set(*, tenant, names: list[str], actor: str) -> list[str]:

@@ -337,6 +337,7 @@ def test_run_payloads_are_what_the_documented_schema_says(trio):
     """run_payload is built by hand for speed; RunOutput and StepOutput document it: the same output."""
     from flows.api import RunOutput, StepOutput, run_payload
     from flows.selectors import run_get
+    from studio.governance.redaction import shown_whole
     from tests.flows.helpers import published_flow, start, wait_run
 
     tenant = trio.tenant
@@ -358,5 +359,7 @@ def test_run_payloads_are_what_the_documented_schema_says(trio):
     ]
     for run in runs:
         documented = {**RunOutput(run).data, "steps": StepOutput(run.steps.order_by("id"), many=True).data}
-        assert run_payload(run) == documented
-    assert run_payload(runs[1])["parent_run"] == finished.pk  # the child names its parent run
+        assert run_payload(run, shown=shown_whole) == documented
+    assert (
+        run_payload(runs[1], shown=shown_whole)["parent_run"] == finished.pk
+    )  # the child names its parent run
