@@ -169,6 +169,15 @@ STUDIO_RATE_LIMITS = {
 for _name, _value in STUDIO_RATE_LIMITS.items():
     if _value < 0:
         raise ImproperlyConfigured(f"STUDIO_{_name.upper()} must be 0 (no limit) or more, got {_value}")
+# Failed sign-ins allowed per 15 minutes (studio/tenants/ratelimit.py), per account and per
+# client address, before /login/ answers 429 until one is refilled; 0 turns one off.
+STUDIO_SIGNIN_FAILURES = {
+    "per_account": env_int("STUDIO_SIGNIN_FAILURES_PER_ACCOUNT", 5),
+    "per_address": env_int("STUDIO_SIGNIN_FAILURES_PER_ADDRESS", 50),
+}
+for _name, _value in STUDIO_SIGNIN_FAILURES.items():
+    if _value < 0:
+        raise ImproperlyConfigured(f"STUDIO_SIGNIN_FAILURES_{_name.upper()} must be 0 (no limit) or more")
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 
 # Security. HTTPS=1 when the studio is served over TLS (production): it turns on the

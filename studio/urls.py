@@ -38,7 +38,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("metrics", telemetry_views.prometheus_metrics, name="metrics"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", tenant_views.SignInView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("tenants/switch/", tenant_views.tenant_switch, name="tenant_switch"),
     path("flows/", include("flows.urls")),

@@ -1,4 +1,4 @@
-"""Request-rate limits: API calls per caller, and run starts per tenant.
+"""Request-rate limits: API calls per caller, run starts per tenant, and failed sign-ins.
 
 Two limits, each "N per minute", set per tenant on the API keys page (``settings["rate_limits"]``)
 or left to the platform's defaults (``STUDIO_API_REQUESTS_PER_MINUTE``,
@@ -16,6 +16,11 @@ web process shares it, a burst of concurrent calls cannot overdraw it, and Redis
 only one that counts. A refusal is a 429 with ``Retry-After``; every answer that passed a bucket
 says where it stands in ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset``
 (seconds until the bucket is full again).
+
+Failed sign-ins (``STUDIO_SIGNIN_FAILURES``) are buckets of the same kind, "N per 15 minutes",
+per account (the username as typed, in lower case) and per client address: once either is empty,
+``/login/`` answers 429 with ``Retry-After`` and does not check the password, until a failure has
+been refilled. Successful sign-ins count nothing.
 
 If Redis cannot be reached, calls go through and a warning is logged: the limiter protects the
 service, and must not become the reason every call fails.
@@ -49,8 +54,9 @@ MAX_PER_MINUTE = 1_000_000
 
 # KEYS[1]: the bucket. ARGV[1]: microseconds per token; ARGV[2]: the bucket's size in tokens;
 # ARGV[3]: tokens owed (calls already let through on this process's credit: counted whatever the
-# bucket holds, which may overdraw it). The key holds the bucket's "theoretical arrival time" (µs):
-# when it will be full again. Answers {allowed, remaining, retry_after_us, reset_us} for one more.
+# bucket holds, which may overdraw it); ARGV[4]: 1 to take a token, 0 to only look. The key holds
+# the bucket's "theoretical arrival time" (µs): when it will be full again. Answers {allowed,
+# remaining, retry_after_us, reset_us} for one more.
 _TAKE_LUA = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
@@ -64,6 +70,9 @@ local room = size * interval
 if after - now > room then
   if full_at > now then redis.call('SET', KEYS[1], full_at, 'PX', math.ceil((full_at - now) / 1000) + 1000) end
   return {0, 0, after - now - room, full_at - now}
+end
+if ARGV[4] == '0' then
+  return {1, math.floor((room - (after - now)) / interval) + 1, 0, full_at - now}
 end
 redis.call('SET', KEYS[1], after, 'PX', math.ceil((after - now) / 1000) + 1000)
 return {1, math.floor((room - (after - now)) / interval), 0, after - now}
@@ -126,15 +135,16 @@ def _key(bucket: str) -> str:
 
 
 def bucket_take(
-    bucket: str, *, per_second: float, size: int, owed: int = 0, client: redis.Redis | None = None
-) -> Decision:
+    bucket: str, *, per_second: float, size: int, owed: int = 0, client: redis.Redis | None = None,
+    take: bool = True,
+) -> Decision:  # fmt: skip
     """Take one token from ``bucket`` (refilled at ``per_second``, holding at most ``size``), after
-    counting ``owed`` calls already let through. Allowed, with a warning in the log, when Redis
-    does not answer."""
+    counting ``owed`` calls already let through; with ``take=False``, only say whether one would
+    be there. Allowed, with a warning in the log, when Redis does not answer."""
     interval_us = max(1, round(1_000_000 / per_second))
     try:
         allowed, remaining, retry_us, reset_us = _script(client or redis_client())(
-            keys=[_key(bucket)], args=[interval_us, size, owed]
+            keys=[_key(bucket)], args=[interval_us, size, owed, 1 if take else 0]
         )
     except (redis.RedisError, OSError) as exc:
         log.warning("rate limit %s not checked, Redis unavailable: %s", bucket, exc)
@@ -283,3 +293,46 @@ class RateLimitHeadersMiddleware:
                 if name not in response:
                     response[name] = value
         return response
+
+
+# -- failed sign-ins ---------------------------------------------------------------------------
+
+SIGNIN_WINDOW_S = 15 * 60  # the sign-in limits are "N failures per 15 minutes"
+
+
+def client_address(request) -> str:
+    """The caller's address: ``REMOTE_ADDR``, or behind the TLS proxy (``BEHIND_TLS_PROXY``) the
+    last ``X-Forwarded-For`` hop, the address that proxy saw."""
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    if settings.SECURE_PROXY_SSL_HEADER and forwarded:
+        return forwarded.split(",")[-1].strip()
+    return request.META.get("REMOTE_ADDR", "")
+
+
+def _signin_buckets(request, username: str) -> list[tuple[str, int]]:
+    limits = settings.STUDIO_SIGNIN_FAILURES
+    buckets = [
+        (f"signin:account:{username.strip().lower()}", limits["per_account"]),
+        (f"signin:address:{client_address(request)}", limits["per_address"]),
+    ]
+    return [(bucket, size) for bucket, size in buckets if size]
+
+
+def signin_refusal(request, username: str) -> Decision | None:
+    """Whether a sign-in may be tried: refused (the longer wait of the two) once the account, or
+    the address it comes from, has used its failed sign-ins. Looks, counts nothing: only failures
+    are counted (``signin_failed``), so people who sign in often are never held up."""
+    refusals = [
+        decision
+        for bucket, size in _signin_buckets(request, username)
+        if not (
+            decision := bucket_take(bucket, per_second=size / SIGNIN_WINDOW_S, size=size, take=False)
+        ).allowed
+    ]
+    return max(refusals, key=lambda decision: decision.retry_after_s, default=None)
+
+
+def signin_failed(request, username: str) -> None:
+    """Count a failed sign-in against the account and the address."""
+    for bucket, size in _signin_buckets(request, username):
+        bucket_take(bucket, per_second=size / SIGNIN_WINDOW_S, size=size)

@@ -1,12 +1,14 @@
-"""Pages: tenant switcher and the settings pages (members, API keys, secrets)."""
+"""Pages: sign-in, tenant switcher and the settings pages (members, API keys, secrets)."""
 
 from __future__ import annotations
 
+import logging
 from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponseForbidden
 from django.shortcuts import redirect, render
@@ -15,6 +17,34 @@ from django.views.decorators.http import require_POST
 from studio.tenants import ratelimit, selectors, services
 from studio.tenants.middleware import SESSION_TENANT_KEY
 from studio.tenants.roles import Role
+
+log = logging.getLogger(__name__)
+
+
+class SignInView(LoginView):
+    """Django's sign-in page, with failed sign-ins limited per account and per address
+    (``ratelimit.signin_refusal``): past the limit, a 429 that says how long to wait, and the
+    password is not checked."""
+
+    redirect_authenticated_user = True
+
+    def post(self, request, *args, **kwargs):
+        username = request.POST.get("username", "")
+        refusal = ratelimit.signin_refusal(request, username)
+        if refusal is None:
+            return super().post(request, *args, **kwargs)
+        log.warning("sign-in to %r from %s refused: too many failed sign-ins", username,
+                    ratelimit.client_address(request))  # fmt: skip
+        form = self.get_form_class()(request, initial={"username": username})  # unbound: nothing checked
+        minutes, seconds = divmod(refusal.retry_after, 60)
+        wait = f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+        response = self.render_to_response(self.get_context_data(form=form, wait=wait), status=429)
+        response["Retry-After"] = str(refusal.retry_after)
+        return response
+
+    def form_invalid(self, form):
+        ratelimit.signin_failed(self.request, form.data.get("username", ""))
+        return super().form_invalid(form)
 
 
 def first_error(exc: ValidationError) -> str:
