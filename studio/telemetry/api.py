@@ -25,6 +25,11 @@ class MetricsSummaryApi(APIView):
             "since": serializers.DateTimeField(), "flow": serializers.IntegerField(allow_null=True),
             "overall": serializers.DictField(), "per_flow": serializers.ListField(child=serializers.DictField()),
             "per_node_type": serializers.ListField(child=serializers.DictField()),
+            "bucket_seconds": serializers.IntegerField(help_text="the length of each bucket of the series"),
+            "series": serializers.ListField(
+                child=serializers.DictField(),
+                help_text="every bucket of the period, oldest first: its start and the same figures as overall",
+            ),
         }),
     )  # fmt: skip
     def get(self, request):
