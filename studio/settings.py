@@ -160,24 +160,30 @@ STORAGES = {
 
 # Request bodies over 10 MB are refused with 413 before they are parsed (DESIGN.md).
 MAX_REQUEST_BODY_BYTES = 10 * 1024 * 1024
+
+
+def _limits(**variables: tuple[str, int]) -> dict[str, int]:
+    """Limits from the environment, name → (variable, default): 0 turns one off, below 0 is refused."""
+    limits = {}
+    for name, (variable, default) in variables.items():
+        limits[name] = env_int(variable, default)
+        if limits[name] < 0:
+            raise ImproperlyConfigured(f"{variable} must be 0 (no limit) or more, got {limits[name]}")
+    return limits
+
+
 # Request-rate limits (studio/tenants/ratelimit.py), per minute, where a tenant sets none of its
-# own; 0 turns one off. API calls are counted per key (or person), runs per tenant.
-STUDIO_RATE_LIMITS = {
-    "api_requests_per_minute": env_int("STUDIO_API_REQUESTS_PER_MINUTE", 6000),
-    "runs_per_minute": env_int("STUDIO_RUNS_PER_MINUTE", 6000),
-}
-for _name, _value in STUDIO_RATE_LIMITS.items():
-    if _value < 0:
-        raise ImproperlyConfigured(f"STUDIO_{_name.upper()} must be 0 (no limit) or more, got {_value}")
+# own. API calls are counted per key (or person), runs per tenant.
+STUDIO_RATE_LIMITS = _limits(
+    api_requests_per_minute=("STUDIO_API_REQUESTS_PER_MINUTE", 6000),
+    runs_per_minute=("STUDIO_RUNS_PER_MINUTE", 6000),
+)
 # Failed sign-ins allowed per 15 minutes (studio/tenants/ratelimit.py), per account and per
-# client address, before /login/ answers 429 until one is refilled; 0 turns one off.
-STUDIO_SIGNIN_FAILURES = {
-    "per_account": env_int("STUDIO_SIGNIN_FAILURES_PER_ACCOUNT", 5),
-    "per_address": env_int("STUDIO_SIGNIN_FAILURES_PER_ADDRESS", 50),
-}
-for _name, _value in STUDIO_SIGNIN_FAILURES.items():
-    if _value < 0:
-        raise ImproperlyConfigured(f"STUDIO_SIGNIN_FAILURES_{_name.upper()} must be 0 (no limit) or more")
+# client address, before /login/ answers 429 until one is refilled.
+STUDIO_SIGNIN_FAILURES = _limits(
+    per_account=("STUDIO_SIGNIN_FAILURES_PER_ACCOUNT", 5),
+    per_address=("STUDIO_SIGNIN_FAILURES_PER_ADDRESS", 50),
+)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 
 # Security. HTTPS=1 when the studio is served over TLS (production): it turns on the

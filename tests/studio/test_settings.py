@@ -107,6 +107,10 @@ def test_production_values_pass_check_deploy():
         ({"DEBUG": "perhaps"}, "error: DEBUG must be a boolean"),
         ({"STUDIO_LOG_FORMAT": "xml"}, "error: STUDIO_LOG_FORMAT must be one of plain, json"),
         (
+            {"STUDIO_SIGNIN_FAILURES_PER_ADDRESS": "-3"},
+            "error: STUDIO_SIGNIN_FAILURES_PER_ADDRESS must be 0 (no limit) or more, got -3",
+        ),
+        (
             {"CELERY_TASK_LOG_LEVEL": "loud"},
             "error: CELERY_TASK_LOG_LEVEL must be one of debug, info, warning, error",
         ),

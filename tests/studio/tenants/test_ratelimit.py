@@ -25,15 +25,7 @@ from studio.tenants.services import tenant_settings_set
 from tests.factories import PASSWORD, make_api_key, make_member, make_tenant
 from tests.flows.helpers import edge, graph, node, published_flow
 
-
-@pytest.fixture(autouse=True)
-def fresh_buckets():
-    """Buckets live in Redis past a test (and a session, on a shared Redis): start from none."""
-    client = redis_client()
-    stale = list(client.scan_iter(match=ratelimit._key("*"), count=1000))
-    if stale:
-        client.delete(*stale)
-    ratelimit._credits.clear()  # this process's credit on them too
+pytestmark = pytest.mark.usefixtures("fresh_buckets")
 
 
 def limited(tenant, **limits):

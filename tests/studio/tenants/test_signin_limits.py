@@ -6,21 +6,11 @@ from __future__ import annotations
 import pytest
 from django.test import Client, override_settings
 
-from studio.realtime import redis_client
-from studio.tenants import ratelimit
 from tests.factories import PASSWORD, make_user
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_buckets")]
 
 LIMITS = {"per_account": 3, "per_address": 5}
-
-
-@pytest.fixture(autouse=True)
-def fresh_buckets():
-    client = redis_client()
-    stale = list(client.scan_iter(match=ratelimit._key("signin:*"), count=1000))
-    if stale:
-        client.delete(*stale)
 
 
 def sign_in(username: str, password: str, address: str = "10.0.0.1", **headers):
