@@ -41,6 +41,7 @@ urlpatterns = [
     path("login/", tenant_views.SignInView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("tenants/switch/", tenant_views.tenant_switch, name="tenant_switch"),
+    path("account/", tenant_views.account, name="account"),
     path("flows/", include("flows.urls")),
     path("runs/<int:pk>/", flow_views.run_detail, name="run"),
     *[

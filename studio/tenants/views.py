@@ -6,8 +6,9 @@ import logging
 from functools import wraps
 
 from django.contrib import messages
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, update_session_auth_hash
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import PasswordChangeForm
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponseForbidden
@@ -45,6 +46,35 @@ class SignInView(LoginView):
     def form_invalid(self, form):
         ratelimit.signin_failed(self.request, form.data.get("username", ""))
         return super().form_invalid(form)
+
+
+@login_required
+def account(request):
+    """Your account: where you are a member, and your password. Changing it keeps this session
+    and ends your others (Django's session hash); a wrong current password counts as a failed
+    sign-in for the account (``ratelimit.signin_failed``), and past that limit nothing is checked."""
+    user = request.user
+    form = PasswordChangeForm(user)
+    status = 200
+    if request.method == "POST":
+        refusal = ratelimit.signin_refusal(request, user.get_username())
+        if refusal is not None:
+            messages.error(
+                request, f"Too many failed sign-ins for this account: try again in {refusal.retry_after} s."
+            )
+            status = 429
+        else:
+            form = PasswordChangeForm(user, request.POST)
+            if form.is_valid():
+                form.save()
+                update_session_auth_hash(request, form.user)
+                log.info("%s changed their password", user.get_username())
+                messages.success(request, "Password changed. Your other sessions are signed out.")
+                return redirect("account")
+            if "old_password" in form.errors:
+                ratelimit.signin_failed(request, user.get_username())
+    context = {"nav": "account", "form": form, "memberships": selectors.membership_list_for_user(user=user)}
+    return render(request, "tenants/account.html", context, status=status)
 
 
 def first_error(exc: ValidationError) -> str:

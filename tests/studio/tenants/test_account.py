@@ -1,0 +1,72 @@
+"""Your account page: where you are a member, and changing your password (real sessions)."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from studio.tenants.models import Membership
+from studio.tenants.roles import Role
+from tests.factories import PASSWORD, make_member, make_tenant
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_buckets")]
+
+NEW = "a-new-and-long-passphrase-42"
+
+
+def signed_in(user, address: str = "10.9.0.1") -> Client:
+    client = Client(REMOTE_ADDR=address)
+    assert client.login(username=user.username, password=PASSWORD)
+    return client
+
+
+def change(client: Client, old: str, new: str, confirm: str | None = None):
+    return client.post(
+        "/account/", {"old_password": old, "new_password1": new, "new_password2": confirm or new}
+    )
+
+
+def test_the_page_lists_tenants_and_the_password_changes_ending_other_sessions():
+    acme, globex = make_tenant("Acme"), make_tenant("Globex")
+    ada = make_member(acme, Role.BUILDER)
+    Membership.objects.create(tenant=globex, user=ada, role=Role.VIEWER)
+    here, elsewhere = signed_in(ada), signed_in(ada, "10.9.0.2")
+    page = here.get("/account/").content.decode()
+    assert "Acme" in page and "Globex" in page and "Builder" in page and "Viewer" in page
+    assert 'href="/account/"' in page  # the top bar's name leads here
+
+    changed = change(here, PASSWORD, NEW)
+    assert changed.status_code == 302
+    assert "Password changed" in here.get("/account/").content.decode()  # this session goes on
+    assert elsewhere.get("/account/").status_code == 302  # the other one is signed out
+    assert Client().login(username=ada.username, password=NEW)
+    assert not Client().login(username=ada.username, password=PASSWORD)
+
+
+def test_bad_changes_say_why_and_change_nothing():
+    ada = make_member(make_tenant("Acme"), Role.VIEWER)
+    client = signed_in(ada)
+    wrong = change(client, "not-my-password", NEW)
+    assert wrong.status_code == 200 and "Your old password was entered incorrectly" in wrong.content.decode()
+    mismatch = change(client, PASSWORD, NEW, NEW + "x")
+    assert mismatch.status_code == 200 and "password fields didn" in mismatch.content.decode()
+    weak = change(client, PASSWORD, "password")
+    assert weak.status_code == 200 and "This password is too common" in weak.content.decode()
+    assert Client().login(username=ada.username, password=PASSWORD)  # unchanged
+
+
+def test_guessing_the_current_password_counts_as_failed_sign_ins(settings):
+    settings.STUDIO_SIGNIN_FAILURES = {"per_account": 2, "per_address": 0}
+    ada = make_member(make_tenant("Acme"), Role.VIEWER)
+    client = signed_in(ada)
+    for _ in range(2):
+        assert "entered incorrectly" in change(client, "guess", NEW).content.decode()
+    held = change(client, PASSWORD, NEW)  # even the right one: nothing is checked now
+    assert held.status_code == 429 and "Too many failed sign-ins" in held.content.decode()
+    assert Client().login(username=ada.username, password=PASSWORD)
+    assert (
+        Client(REMOTE_ADDR="10.9.0.3")
+        .post("/login/", {"username": ada.username, "password": PASSWORD})
+        .status_code
+        == 429
+    )
