@@ -88,6 +88,36 @@ def membership_set(*, tenant: Tenant, user: AbstractBaseUser, role: str, actor: 
     return membership
 
 
+@dataclass(frozen=True)
+class Added:
+    membership: Membership
+    one_time_password: str | None  # set when the account was made here: shown once, never stored
+
+
+@transaction.atomic
+def member_add(*, tenant: Tenant, username: str, role: str, actor: str = "system") -> Added:
+    """Make ``username`` a member with ``role``; an account of that name is made first if there
+    is none, with a random password for its owner to change (shown once, audited without it)."""
+    User = get_user_model()
+    username = username.strip()
+    user = User.objects.filter(username=username).first()
+    password = None
+    if user is None:
+        if role not in Role.values:
+            raise ValidationError({"role": f"unknown role {role!r}; one of {', '.join(Role.values)}"})
+        user = User(username=username)
+        try:
+            user.full_clean(exclude=["password"])
+        except ValidationError as exc:
+            raise ValidationError({"username": exc.message_dict.get("username", exc.messages)}) from None
+        password = secrets.token_urlsafe(12)
+        user.set_password(password)
+        user.save()
+        audit_append(tenant_id=tenant.pk, actor=actor, action="member.account_created", target=f"user:{user.pk}",
+                     data={"user": username})  # fmt: skip
+    return Added(membership_set(tenant=tenant, user=user, role=role, actor=actor), password)
+
+
 @transaction.atomic
 def membership_remove(*, membership: Membership, actor: str = "system") -> None:
     """Remove a member, refusing to leave a tenant without an owner."""

@@ -6,7 +6,7 @@ import logging
 from functools import wraps
 
 from django.contrib import messages
-from django.contrib.auth import get_user_model, update_session_auth_hash
+from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordChangeForm
 from django.contrib.auth.views import LoginView
@@ -129,19 +129,23 @@ def _errors(exc: ValidationError) -> str:
 @member_required("settings.view")
 def settings_members(request):
     tenant = request.actor.tenant
+    new_account = None  # an account made for a new member: its one-time password, shown in this answer only
     if request.method == "POST":
         action = request.POST.get("action")
         try:
             if action == "add":
-                username = request.POST.get("username", "").strip()
-                user = get_user_model().objects.filter(username=username).first()
-                if user is None:
-                    raise ValidationError({"username": f"no user called {username!r}"})
                 _check_owner_change(request, request.POST.get("role"))
-                services.membership_set(
-                    tenant=tenant, user=user, role=request.POST.get("role", ""), actor=request.actor.label
+                added = services.member_add(
+                    tenant=tenant,
+                    username=request.POST.get("username", ""),
+                    role=request.POST.get("role", ""),
+                    actor=request.actor.label,
                 )
-                messages.success(request, f"{username} is now a {request.POST.get('role')}.")
+                username = added.membership.user.get_username()
+                if added.one_time_password:
+                    new_account = {"username": username, "password": added.one_time_password}
+                else:
+                    messages.success(request, f"{username} is now a {request.POST.get('role')}.")
             elif action in {"role", "remove"}:
                 membership = selectors.member_get(tenant=tenant, pk=int(request.POST.get("membership", 0)))
                 _check_owner_change(request, membership.role)
@@ -161,13 +165,15 @@ def settings_members(request):
                     messages.success(request, f"{membership.user.username} was removed.")
         except ValidationError as exc:
             messages.error(request, _errors(exc))
-        return redirect("settings:members")
+        if new_account is None:
+            return redirect("settings:members")
     return render(
         request,
         "tenants/settings_members.html",
         {
             "nav": "settings",
             "section": "members",
+            "new_account": new_account,
             "members": selectors.member_list(tenant=tenant),
             "roles": Role.choices,
         },

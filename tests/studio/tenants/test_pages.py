@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
 
+from studio.governance.models import AuditEntry
 from studio.tenants.models import ApiKey, Membership, Secret
 from studio.tenants.roles import Role
 from tests.factories import PASSWORD, make_member, make_tenant
@@ -120,3 +122,43 @@ def test_a_user_without_tenant_gets_an_honest_page():
     response = logged_in(user).get("/flows/")
     assert response.status_code == 403
     assert "not a member of any tenant" in response.content.decode()
+
+
+def test_adding_a_new_name_makes_an_account_with_a_one_time_password(trio):
+    owner = logged_in(trio.owner)
+    made = owner.post("/settings/members/", {"action": "add", "username": "grace.h", "role": "reviewer"})
+    assert made.status_code == 200  # shown in this answer, not after a redirect
+    html = made.content.decode()
+    password = html.split('<code id="new-password">')[1].split("</code>")[0]
+    assert len(password) >= 16 and "grace.h has an account now" in html
+    assert Membership.objects.get(tenant=trio.tenant, user__username="grace.h").role == Role.REVIEWER
+    assert Client().login(username="grace.h", password=password)
+    assert password not in owner.get("/settings/members/").content.decode()  # never again
+    audited = AuditEntry.objects.filter(
+        tenant=trio.tenant, action__in=["member.account_created", "member.role_set"]
+    )
+    assert sorted(audited.values_list("action", flat=True)) == ["member.account_created", "member.role_set"]
+    assert all(password not in str(entry.data) for entry in audited)
+
+    existing = make_member(make_tenant("Elsewhere"), Role.OWNER)  # an account already: added, no password
+    added = owner.post(
+        "/settings/members/", {"action": "add", "username": existing.username, "role": "viewer"}, follow=True
+    )
+    assert (
+        f"{existing.username} is now a viewer." in added.content.decode()
+        and "new-password" not in added.content.decode()
+    )
+    assert Client().login(username=existing.username, password=PASSWORD)  # their password untouched
+
+    bad = owner.post(
+        "/settings/members/", {"action": "add", "username": "not a name!", "role": "viewer"}, follow=True
+    )
+    assert "username: Enter a valid username" in bad.content.decode()
+    unknown_role = owner.post(
+        "/settings/members/", {"action": "add", "username": "newbie", "role": "boss"}, follow=True
+    )
+    assert "role: unknown role" in unknown_role.content.decode()
+
+    assert (
+        not get_user_model().objects.filter(username__in=["not a name!", "newbie"]).exists()
+    )  # nothing made
