@@ -88,3 +88,15 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class PasswordChangeRequired(models.Model):
+    """An account that signs in with a password someone else chose (a one-time password from the
+    members page): until its owner picks their own on the account page, that is the only page
+    it may use."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"password change required: user {self.user_id}"

@@ -18,7 +18,7 @@ from django.utils.text import slugify
 from studio.governance.audit import audit_allow_erase, audit_append, user_label
 from studio.tenants import key_cache
 from studio.tenants.crypto import encrypt
-from studio.tenants.models import ApiKey, Membership, Secret, Tenant
+from studio.tenants.models import ApiKey, Membership, PasswordChangeRequired, Secret, Tenant
 from studio.tenants.roles import Role
 from studio.tenants.selectors import api_key_hash
 
@@ -97,7 +97,8 @@ class Added:
 @transaction.atomic
 def member_add(*, tenant: Tenant, username: str, role: str, actor: str = "system") -> Added:
     """Make ``username`` a member with ``role``; an account of that name is made first if there
-    is none, with a random password for its owner to change (shown once, audited without it)."""
+    is none, with a random password (shown once, audited without it) that its owner must change
+    at their first sign-in (``PasswordChangeRequired``)."""
     User = get_user_model()
     username = username.strip()
     user = User.objects.filter(username=username).first()
@@ -113,6 +114,7 @@ def member_add(*, tenant: Tenant, username: str, role: str, actor: str = "system
         password = secrets.token_urlsafe(12)
         user.set_password(password)
         user.save()
+        PasswordChangeRequired.objects.create(user=user)
         audit_append(tenant_id=tenant.pk, actor=actor, action="member.account_created", target=f"user:{user.pk}",
                      data={"user": username})  # fmt: skip
     return Added(membership_set(tenant=tenant, user=user, role=role, actor=actor), password)

@@ -16,7 +16,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from studio.tenants import ratelimit, selectors, services
-from studio.tenants.middleware import SESSION_TENANT_KEY
+from studio.tenants.middleware import SESSION_PASSWORD_CHANGE_KEY, SESSION_TENANT_KEY
+from studio.tenants.models import PasswordChangeRequired
 from studio.tenants.roles import Role
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,13 @@ class SignInView(LoginView):
         ratelimit.signin_failed(self.request, form.data.get("username", ""))
         return super().form_invalid(form)
 
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        if PasswordChangeRequired.objects.filter(user=form.get_user()).exists():
+            self.request.session[SESSION_PASSWORD_CHANGE_KEY] = True
+            return redirect("account")  # PasswordChangeRequiredMiddleware keeps it there
+        return response
+
 
 @login_required
 def account(request):
@@ -68,6 +76,8 @@ def account(request):
             if form.is_valid():
                 form.save()
                 update_session_auth_hash(request, form.user)
+                PasswordChangeRequired.objects.filter(user=user).delete()
+                request.session.pop(SESSION_PASSWORD_CHANGE_KEY, None)
                 log.info("%s changed their password", user.get_username())
                 messages.success(request, "Password changed. Your other sessions are signed out.")
                 return redirect("account")

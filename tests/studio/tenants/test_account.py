@@ -70,3 +70,24 @@ def test_guessing_the_current_password_counts_as_failed_sign_ins(settings):
         .status_code
         == 429
     )
+
+
+def test_an_account_made_with_a_one_time_password_must_choose_its_own_first():
+    tenant = make_tenant("Acme")
+    owner = signed_in(make_member(tenant, Role.OWNER))
+    made = owner.post("/settings/members/", {"action": "add", "username": "newbie", "role": "builder"})
+    one_time = made.content.decode().split('<code id="new-password">')[1].split("</code>")[0]
+
+    newbie = Client(REMOTE_ADDR="10.9.0.4")
+    signed = newbie.post("/login/", {"username": "newbie", "password": one_time})
+    assert signed.status_code == 302 and signed["Location"] == "/account/"
+    held = newbie.get("/flows/")
+    assert held.status_code == 302 and held["Location"] == "/account/"
+    api = newbie.get("/api/v1/me/")
+    assert api.status_code == 403 and api.json()["error"]["code"] == "password_change_required"
+    assert "Choose your own password before you go on." in newbie.get("/account/").content.decode()
+
+    assert change(newbie, one_time, NEW).status_code == 302
+    assert newbie.get("/flows/").status_code == 200 and newbie.get("/api/v1/me/").status_code == 200
+    again = Client(REMOTE_ADDR="10.9.0.5")  # and from then on, signing in goes where it asks
+    assert again.post("/login/", {"username": "newbie", "password": NEW})["Location"] == "/flows/"
