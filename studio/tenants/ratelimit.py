@@ -92,6 +92,12 @@ class Decision:
         """Whole seconds to wait, as ``Retry-After`` says them (never 0)."""
         return max(1, math.ceil(self.retry_after_s))
 
+    @property
+    def wait_text(self) -> str:
+        """The wait as people read it: ``45 s``, ``2 min 56 s``."""
+        minutes, seconds = divmod(self.retry_after, 60)
+        return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+
     def headers(self) -> dict[str, str]:
         out = {
             "RateLimit-Limit": str(self.limit),

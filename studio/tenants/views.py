@@ -38,9 +38,9 @@ class SignInView(LoginView):
         log.warning("sign-in to %r from %s refused: too many failed sign-ins", username,
                     ratelimit.client_address(request))  # fmt: skip
         form = self.get_form_class()(request, initial={"username": username})  # unbound: nothing checked
-        minutes, seconds = divmod(refusal.retry_after, 60)
-        wait = f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
-        response = self.render_to_response(self.get_context_data(form=form, wait=wait), status=429)
+        response = self.render_to_response(
+            self.get_context_data(form=form, wait=refusal.wait_text), status=429
+        )
         response["Retry-After"] = str(refusal.retry_after)
         return response
 
@@ -68,7 +68,7 @@ def account(request):
         refusal = ratelimit.signin_refusal(request, user.get_username())
         if refusal is not None:
             messages.error(
-                request, f"Too many failed sign-ins for this account: try again in {refusal.retry_after} s."
+                request, f"Too many failed sign-ins for this account: try again in {refusal.wait_text}."
             )
             status = 429
         else:
