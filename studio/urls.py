@@ -53,6 +53,7 @@ urlpatterns = [
     path("settings/memory/", include("studio.memory.urls")),
     path("settings/", include("flows.urls_settings")),
     path("settings/audit/", governance_views.audit_log, name="audit"),
+    path("settings/audit/export/", governance_views.audit_export, name="audit_export"),
     path("settings/redaction/", governance_views.redaction_rules, name="redaction"),
     path("settings/", include("studio.tenants.urls")),
     path("api/v1/", include((api_v1, "api"))),

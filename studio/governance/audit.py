@@ -215,6 +215,40 @@ def _entries(tenant_id: int) -> Iterator[AuditEntry]:
     return AuditEntry.objects.filter(tenant_id=tenant_id).order_by("seq").iterator(chunk_size=2000)
 
 
+# -- export ------------------------------------------------------------------------------------
+
+EXPORT_CHUNK = 2000
+
+
+def audit_export_start(*, tenant_id: int, actor: str, from_seq: int) -> int:
+    """Chain what runs recorded in the last seconds and record the export itself
+    (``audit.exported``); the last entry the export covers: that one."""
+    audit_chain_pending(tenant_id=tenant_id)
+    return audit_append(
+        tenant_id=tenant_id, actor=actor, action="audit.exported", data={"from": from_seq}
+    ).seq
+
+
+def audit_export_chunk(*, tenant_id: int, after_seq: int, to_seq: int) -> tuple[bytes, int]:
+    """The next entries of an export as JSON Lines, and the last seq in them (``after_seq`` when
+    none is left). Each line holds everything its hash covers, so the chain can be checked
+    without the studio: ``hash = sha256(prev_hash + "\n" + body)``, where body is the compact
+    JSON array ``[seq, created_at, actor, action, target, data]`` (``canonical``), and each
+    ``prev_hash`` is the hash of the line before it (the first entry's is 64 zeros)."""
+    entries = AuditEntry.objects.filter(tenant_id=tenant_id, seq__gt=after_seq, seq__lte=to_seq).order_by(
+        "seq"
+    )
+    lines, last = [], after_seq
+    for entry in entries[:EXPORT_CHUNK]:
+        lines.append(orjson.dumps({
+            "seq": entry.seq, "created_at": entry.created_at.isoformat(), "actor": entry.actor,
+            "action": entry.action, "target": entry.target, "data": entry.data,
+            "prev_hash": entry.prev_hash, "hash": entry.hash,
+        }) + b"\n")  # fmt: skip
+        last = entry.seq
+    return b"".join(lines), last
+
+
 def audit_verify_recorded(*, tenant_id: int) -> Verification:
     """``audit_verify`` over everything recorded, the entries runs wrote in the last seconds
     included (chained first)."""

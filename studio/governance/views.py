@@ -4,12 +4,20 @@ own, and a sample to try them on)."""
 
 from __future__ import annotations
 
+from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.http import HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 
 from studio.governance import redaction
-from studio.governance.audit import audit_pending_count, audit_verify_recorded
+from studio.governance.audit import (
+    audit_export_chunk,
+    audit_export_start,
+    audit_pending_count,
+    audit_verify_recorded,
+)
 from studio.governance.models import AuditEntry
 from studio.tenants.views import first_error, member_required
 
@@ -42,6 +50,35 @@ def audit_log(request):
         "nav": "settings", "section": "audit", "entries": page[:PAGE], "actions": actions, "action": action,
         "older": older, "pending": audit_pending_count(tenant_id=tenant.pk),
     })  # fmt: skip
+
+
+@member_required("audit.view")
+def audit_export(request):
+    """The chain as a JSON Lines file, from entry ``?from=`` (default 1) to the export's own
+    entry, streamed in chunks: each line with what its hash covers (``audit_export_chunk``)."""
+    tenant = request.actor.tenant
+    from_seq = request.GET.get("from", "1")
+    if not from_seq.isdigit() or int(from_seq) < 1:
+        return HttpResponseBadRequest("from: a positive entry number")
+    to_seq = audit_export_start(tenant_id=tenant.pk, actor=request.actor.label, from_seq=int(from_seq))
+    response = StreamingHttpResponse(_export_stream(tenant.pk, int(from_seq), to_seq),
+                                     content_type="application/jsonl; charset=utf-8")  # fmt: skip
+    name = f"audit-{tenant.slug}-{timezone.now():%Y%m%d-%H%M%S}.jsonl"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+async def _export_stream(tenant_id: int, from_seq: int, to_seq: int):
+    """Chunk after chunk (asynchronous, so an ASGI server streams it instead of reading it all)."""
+    after = from_seq - 1
+    while after < to_seq:
+        text, last = await sync_to_async(audit_export_chunk)(
+            tenant_id=tenant_id, after_seq=after, to_seq=to_seq
+        )
+        if last == after:
+            return
+        yield text
+        after = last
 
 
 RULE_FIELDS = ("name", "pattern", "replacement")
