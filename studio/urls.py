@@ -25,6 +25,7 @@ api_v1 = [
     path("reviews/", include("studio.inbox.urls_api")),
     path("memory/", include("studio.memory.urls_api")),
     path("metrics/summary/", telemetry_api.MetricsSummaryApi.as_view(), name="metrics_summary"),
+    path("audit/export/", governance_api.AuditExportApi.as_view(), name="audit_export"),
     path("redaction-rules/", governance_api.RedactionRuleListApi.as_view(), name="redaction_rules"),
     path(
         "redaction-rules/<str:name>/", governance_api.RedactionRuleDetailApi.as_view(), name="redaction_rule"

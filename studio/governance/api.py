@@ -1,16 +1,36 @@
-"""Governance API (mounted at /api/v1/): the tenant's redaction rules."""
+"""Governance API (mounted at /api/v1/): the tenant's redaction rules, and its audit log's export."""
 
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from studio.api import error_response
 from studio.governance import redaction
+from studio.governance.views import audit_export_response
 from studio.tenants.permissions import request_actor
+
+
+class AuditExportApi(APIView):
+    """``GET audit/export/?from=N``: the audit chain from entry N as JSON Lines (what the
+    Settings page exports), for a log collector with an admin's API key."""
+
+    required_permission = "audit.view"
+
+    @extend_schema(
+        parameters=[OpenApiParameter("from", int, description="the first entry; default 1")],
+        responses={(200, "application/jsonl"): OpenApiTypes.STR},
+    )
+    def get(self, request):
+        actor = request_actor(request)
+        try:
+            return audit_export_response(tenant=actor.tenant, actor=actor.label,
+                                         from_param=request.query_params.get("from", "1"))  # fmt: skip
+        except ValueError as exc:
+            return error_response(400, str(exc), details=[{"field": "from", "message": str(exc)}])
 
 
 class RuleInput(serializers.Serializer):

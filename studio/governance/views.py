@@ -54,14 +54,22 @@ def audit_log(request):
 
 @member_required("audit.view")
 def audit_export(request):
-    """The chain as a JSON Lines file, from entry ``?from=`` (default 1) to the export's own
-    entry, streamed in chunks: each line with what its hash covers (``audit_export_chunk``)."""
-    tenant = request.actor.tenant
-    from_seq = request.GET.get("from", "1")
-    if not from_seq.isdigit() or int(from_seq) < 1:
-        return HttpResponseBadRequest("from: a positive entry number")
-    to_seq = audit_export_start(tenant_id=tenant.pk, actor=request.actor.label, from_seq=int(from_seq))
-    response = StreamingHttpResponse(_export_stream(tenant.pk, int(from_seq), to_seq),
+    """The chain as a JSON Lines file (``audit_export_response``)."""
+    try:
+        return audit_export_response(tenant=request.actor.tenant, actor=request.actor.label,
+                                     from_param=request.GET.get("from", "1"))  # fmt: skip
+    except ValueError as exc:
+        return HttpResponseBadRequest(str(exc))
+
+
+def audit_export_response(*, tenant, actor: str, from_param: str) -> StreamingHttpResponse:
+    """The tenant's chain from entry ``from_param`` to the export's own entry, streamed in chunks,
+    each line with what its hash covers (``audit_export_chunk``); ValueError for a bad ``from``."""
+    if not from_param.isdigit() or int(from_param) < 1:
+        raise ValueError("from: a positive entry number")
+    from_seq = int(from_param)
+    to_seq = audit_export_start(tenant_id=tenant.pk, actor=actor, from_seq=from_seq)
+    response = StreamingHttpResponse(_export_stream(tenant.pk, from_seq, to_seq),
                                      content_type="application/jsonl; charset=utf-8")  # fmt: skip
     name = f"audit-{tenant.slug}-{timezone.now():%Y%m%d-%H%M%S}.jsonl"
     response["Content-Disposition"] = f'attachment; filename="{name}"'

@@ -197,7 +197,7 @@ class TestPageAndCommand:
     # The test client is WSGI and reads the stream whole (with this warning); the studio serves
     # over ASGI, where the asynchronous chunks stream.
     @pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume asynchronous iterators")
-    def test_the_export_carries_what_checks_the_chain_outside_the_studio(self, monkeypatch):
+    def test_the_export_carries_what_checks_the_chain_outside_the_studio(self, monkeypatch, api):
         tenant, other = make_tenant("Acme"), make_tenant("Globex")
         for n in range(5):
             audit_append(tenant_id=tenant.pk, actor="olga", action="test.event", data={"n": n, "note": "é"})
@@ -236,6 +236,22 @@ class TestPageAndCommand:
         builder = Client()
         builder.force_login(make_member(tenant, Role.BUILDER))
         assert builder.get("/settings/audit/export/").status_code == 403
+
+        collector = api(tenant, Role.ADMIN)  # a log collector pulls the same over the API
+        pulled = [
+            json.loads(line) for line in b"".join(collector.get("/api/v1/audit/export/?from=7")).splitlines()
+        ]
+        assert [line["seq"] for line in pulled] == [7, 8, 9]  # its key's creation, then this export
+        assert [line["action"] for line in pulled[1:]] == ["api_key.created", "audit.exported"]
+        assert pulled[-1]["actor"].startswith("api-key:")
+        refused = collector.get("/api/v1/audit/export/?from=x")
+        assert refused.status_code == 400 and refused.json()["error"]["details"][0]["field"] == "from"
+        assert api(tenant, Role.BUILDER).get("/api/v1/audit/export/").status_code == 403
+        theirs = [
+            json.loads(line)
+            for line in b"".join(api(other, Role.ADMIN).get("/api/v1/audit/export/")).splitlines()
+        ]
+        assert [line["seq"] for line in theirs] == [1, 2, 3] and theirs[0]["actor"] == "eve"  # its own only
 
     def test_the_command_reports_each_tenant_and_fails_on_a_broken_chain(self):
         good, bad = make_tenant("Good"), make_tenant("Bad")

@@ -61,6 +61,9 @@ def hnsw_only_search(tenant, namespace, vector, *, iterative: str) -> list[int]:
             cursor.execute(f'DROP INDEX "{name}"')
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute(f"SET LOCAL hnsw.iterative_scan = {iterative}")
+        # pgvector's default candidate list: the test's transaction still holds what an earlier
+        # search in it SET LOCAL (``selectors.EF_SEARCH``), which would hide how few come back.
+        cursor.execute("SET LOCAL hnsw.ef_search = 40")
         sql = search_sql(384, with_filter=False)
         params = {"q": vector_literal(vector), "tenant": tenant.pk, "namespace": namespace.pk, "k": 10}
         cursor.execute("EXPLAIN " + sql, params)
