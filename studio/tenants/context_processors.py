@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from studio.tenants.roles import role_can
-from studio.tenants.selectors import membership_list_for_user
+from studio.tenants.selectors import invites_for_user, membership_list_for_user
 
 
 def tenant(request) -> dict:
@@ -20,6 +20,7 @@ def tenant(request) -> dict:
         "current_tenant": actor.tenant,
         "current_role": actor.role,
         "user_memberships": list(membership_list_for_user(user=user)) if user.is_authenticated else [],
+        "invites_pending": invites_for_user(user=user).count() if user.is_authenticated else 0,
         "can": {
             p.replace(".", "_"): role_can(actor.role, p)
             for p in ("settings.view", "reviews.view", "flows.edit", "audit.view")

@@ -100,3 +100,24 @@ class PasswordChangeRequired(models.Model):
 
     def __str__(self) -> str:
         return f"password change required: user {self.user_id}"
+
+
+class MembershipInvite(models.Model):
+    """An account that exists already, asked to join a tenant: it grants nothing until its owner
+    accepts on their account page (declining, or an admin cancelling, removes it)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="membership_invites"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices)
+    invited_by = models.CharField(max_length=150)  # the actor's label, as the audit log names it
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantOwnedQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="invite_unique_tenant_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} invited to {self.tenant_id} as {self.role}"

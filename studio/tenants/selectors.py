@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from studio.rows import Columns, instances, select_list
-from studio.tenants.models import ApiKey, Membership, Secret, Tenant
+from studio.tenants.models import ApiKey, Membership, MembershipInvite, Secret, Tenant
 from studio.tenants.roles import role_can
 
 
@@ -56,6 +56,20 @@ def member_list(*, tenant: Tenant) -> QuerySet[Membership]:
 
 def member_get(*, tenant: Tenant, pk: int) -> Membership:
     return get_object_or_404(member_list(tenant=tenant), pk=pk)
+
+
+def invite_list(*, tenant: Tenant) -> QuerySet[MembershipInvite]:
+    """Accounts asked to join the tenant that have not answered."""
+    return MembershipInvite.objects.for_tenant(tenant).select_related("user").order_by("user__username")
+
+
+def invite_get(*, tenant: Tenant, pk: int) -> MembershipInvite:
+    return get_object_or_404(invite_list(tenant=tenant), pk=pk)
+
+
+def invites_for_user(*, user: AbstractBaseUser) -> QuerySet[MembershipInvite]:
+    """The tenants asking ``user`` to join (another person's invite is not found)."""
+    return MembershipInvite.objects.filter(user=user).select_related("tenant").order_by("created_at")
 
 
 def secret_list(*, tenant: Tenant) -> QuerySet[Secret]:

@@ -18,7 +18,7 @@ from django.utils.text import slugify
 from studio.governance.audit import audit_allow_erase, audit_append, user_label
 from studio.tenants import key_cache
 from studio.tenants.crypto import encrypt
-from studio.tenants.models import ApiKey, Membership, PasswordChangeRequired, Secret, Tenant
+from studio.tenants.models import ApiKey, Membership, MembershipInvite, PasswordChangeRequired, Secret, Tenant
 from studio.tenants.roles import Role
 from studio.tenants.selectors import api_key_hash
 
@@ -78,8 +78,7 @@ def tenant_settings_set(*, tenant: Tenant, path: tuple[str, ...], value, actor: 
 
 @transaction.atomic
 def membership_set(*, tenant: Tenant, user: AbstractBaseUser, role: str, actor: str = "system") -> Membership:
-    if role not in Role.values:
-        raise ValidationError({"role": f"unknown role {role!r}; one of {', '.join(Role.values)}"})
+    _check_role(role)
     before = Membership.objects.filter(tenant=tenant, user=user).values_list("role", flat=True).first()
     membership, _ = Membership.objects.update_or_create(tenant=tenant, user=user, defaults={"role": role})
     if before != role:
@@ -90,22 +89,31 @@ def membership_set(*, tenant: Tenant, user: AbstractBaseUser, role: str, actor: 
 
 @dataclass(frozen=True)
 class Added:
-    membership: Membership
-    one_time_password: str | None  # set when the account was made here: shown once, never stored
+    """What adding a member by name did: made a membership (for an account made here, with its
+    one-time password, shown once and never stored), or invited an account that exists."""
+
+    membership: Membership | None = None
+    one_time_password: str | None = None
+    invite: MembershipInvite | None = None
+
+
+def _check_role(role: str) -> None:
+    if role not in Role.values:
+        raise ValidationError({"role": f"unknown role {role!r}; one of {', '.join(Role.values)}"})
 
 
 @transaction.atomic
 def member_add(*, tenant: Tenant, username: str, role: str, actor: str = "system") -> Added:
-    """Make ``username`` a member with ``role``; an account of that name is made first if there
-    is none, with a random password (shown once, audited without it) that its owner must change
-    at their first sign-in (``PasswordChangeRequired``)."""
+    """Add ``username`` with ``role``. A name with no account: the account is made, with a random
+    password that its owner must change at their first sign-in (``PasswordChangeRequired``), and
+    it is a member at once. An account that exists is invited: it joins when its owner accepts
+    (``invite_accept``), so nobody is put in a tenant without saying yes. A member already has
+    their role changed."""
+    _check_role(role)
     User = get_user_model()
     username = username.strip()
     user = User.objects.filter(username=username).first()
-    password = None
     if user is None:
-        if role not in Role.values:
-            raise ValidationError({"role": f"unknown role {role!r}; one of {', '.join(Role.values)}"})
         user = User(username=username)
         try:
             user.full_clean(exclude=["password"])
@@ -117,7 +125,34 @@ def member_add(*, tenant: Tenant, username: str, role: str, actor: str = "system
         PasswordChangeRequired.objects.create(user=user)
         audit_append(tenant_id=tenant.pk, actor=actor, action="member.account_created", target=f"user:{user.pk}",
                      data={"user": username})  # fmt: skip
-    return Added(membership_set(tenant=tenant, user=user, role=role, actor=actor), password)
+        return Added(membership=membership_set(tenant=tenant, user=user, role=role, actor=actor),
+                     one_time_password=password)  # fmt: skip
+    if Membership.objects.filter(tenant=tenant, user=user).exists():
+        return Added(membership=membership_set(tenant=tenant, user=user, role=role, actor=actor))
+    invite, _ = MembershipInvite.objects.update_or_create(
+        tenant=tenant, user=user, defaults={"role": role, "invited_by": actor}
+    )
+    audit_append(tenant_id=tenant.pk, actor=actor, action="member.invited", target=f"user:{user.pk}",
+                 data={"user": username, "role": role})  # fmt: skip
+    return Added(invite=invite)
+
+
+@transaction.atomic
+def invite_answer(*, invite: MembershipInvite, accept: bool) -> Membership | None:
+    """The invited person's answer: accepting makes them a member with the invite's role."""
+    user = invite.user
+    invite.delete()
+    if not accept:
+        audit_append(tenant_id=invite.tenant_id, actor=user_label(user), action="member.invite_declined",
+                     target=f"user:{user.pk}", data={"user": user.get_username()})  # fmt: skip
+        return None
+    return membership_set(tenant=invite.tenant, user=user, role=invite.role, actor=user_label(user))
+
+
+def invite_cancel(*, invite: MembershipInvite, actor: str) -> None:
+    invite.delete()
+    audit_append(tenant_id=invite.tenant_id, actor=actor, action="member.invite_cancelled",
+                 target=f"user:{invite.user_id}", data={"user": invite.user.get_username()})  # fmt: skip
 
 
 @transaction.atomic

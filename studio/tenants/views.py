@@ -12,7 +12,7 @@ from django.contrib.auth.forms import PasswordChangeForm
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponseForbidden
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from studio.tenants import ratelimit, selectors, services
@@ -64,6 +64,17 @@ def account(request):
     user = request.user
     form = PasswordChangeForm(user)
     status = 200
+    if request.method == "POST" and request.POST.get("action") in {"accept", "decline"}:
+        invite = get_object_or_404(selectors.invites_for_user(user=user), pk=request.POST.get("invite", 0))
+        joined = services.invite_answer(invite=invite, accept=request.POST["action"] == "accept")
+        if joined is not None:
+            request.session[SESSION_TENANT_KEY] = joined.tenant_id  # where they just said they belong
+            messages.success(
+                request, f"You are a {joined.get_role_display().lower()} of {joined.tenant.name} now."
+            )
+        else:
+            messages.success(request, f"You declined to join {invite.tenant.name}.")
+        return redirect("account")
     if request.method == "POST":
         refusal = ratelimit.signin_refusal(request, user.get_username())
         if refusal is not None:
@@ -83,7 +94,10 @@ def account(request):
                 return redirect("account")
             if "old_password" in form.errors:
                 ratelimit.signin_failed(request, user.get_username())
-    context = {"nav": "account", "form": form, "memberships": selectors.membership_list_for_user(user=user)}
+    context = {
+        "nav": "account", "form": form, "memberships": selectors.membership_list_for_user(user=user),
+        "invites": selectors.invites_for_user(user=user),
+    }  # fmt: skip
     return render(request, "tenants/account.html", context, status=status)
 
 
@@ -151,11 +165,19 @@ def settings_members(request):
                     role=request.POST.get("role", ""),
                     actor=request.actor.label,
                 )
-                username = added.membership.user.get_username()
+                role = request.POST.get("role")
                 if added.one_time_password:
-                    new_account = {"username": username, "password": added.one_time_password}
+                    new_account = {"username": added.membership.user.get_username(),
+                                   "password": added.one_time_password}  # fmt: skip
+                elif added.invite:
+                    messages.success(request, f"{added.invite.user.get_username()} is invited as {role}: they "
+                                              "join when they accept on their account page.")  # fmt: skip
                 else:
-                    messages.success(request, f"{username} is now a {request.POST.get('role')}.")
+                    messages.success(request, f"{added.membership.user.get_username()} is now a {role}.")
+            elif action == "cancel_invite":
+                invite = selectors.invite_get(tenant=tenant, pk=int(request.POST.get("invite", 0)))
+                services.invite_cancel(invite=invite, actor=request.actor.label)
+                messages.success(request, f"The invitation of {invite.user.get_username()} is cancelled.")
             elif action in {"role", "remove"}:
                 membership = selectors.member_get(tenant=tenant, pk=int(request.POST.get("membership", 0)))
                 _check_owner_change(request, membership.role)
@@ -185,6 +207,7 @@ def settings_members(request):
             "section": "members",
             "new_account": new_account,
             "members": selectors.member_list(tenant=tenant),
+            "invites": selectors.invite_list(tenant=tenant),
             "roles": Role.choices,
         },
     )

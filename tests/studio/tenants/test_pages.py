@@ -140,16 +140,6 @@ def test_adding_a_new_name_makes_an_account_with_a_one_time_password(trio):
     assert sorted(audited.values_list("action", flat=True)) == ["member.account_created", "member.role_set"]
     assert all(password not in str(entry.data) for entry in audited)
 
-    existing = make_member(make_tenant("Elsewhere"), Role.OWNER)  # an account already: added, no password
-    added = owner.post(
-        "/settings/members/", {"action": "add", "username": existing.username, "role": "viewer"}, follow=True
-    )
-    assert (
-        f"{existing.username} is now a viewer." in added.content.decode()
-        and "new-password" not in added.content.decode()
-    )
-    assert Client().login(username=existing.username, password=PASSWORD)  # their password untouched
-
     bad = owner.post(
         "/settings/members/", {"action": "add", "username": "not a name!", "role": "viewer"}, follow=True
     )
@@ -162,3 +152,61 @@ def test_adding_a_new_name_makes_an_account_with_a_one_time_password(trio):
     assert (
         not get_user_model().objects.filter(username__in=["not a name!", "newbie"]).exists()
     )  # nothing made
+
+
+def test_an_account_that_exists_is_invited_and_joins_only_when_it_accepts(trio):
+    owner = logged_in(trio.owner)
+    elsewhere = make_tenant("Elsewhere")
+    ann, bob = make_member(elsewhere, Role.OWNER), make_member(elsewhere, Role.VIEWER)
+    for person in (ann, bob):
+        invited = owner.post(
+            "/settings/members/",
+            {"action": "add", "username": person.username, "role": "builder"},
+            follow=True,
+        ).content.decode()
+        assert f"{person.username} is invited as builder" in invited and "new-password" not in invited
+    assert not Membership.objects.filter(
+        tenant=trio.tenant, user__in=[ann, bob]
+    ).exists()  # nothing granted yet
+    assert f'data-invite="{ann.username}"' in owner.get("/settings/members/").content.decode()
+
+    ann_client, bob_client = logged_in(ann), logged_in(bob)
+    assert 'title="Invitations waiting for your answer">1<' in ann_client.get("/flows/").content.decode()
+    page = ann_client.get("/account/").content.decode()
+    assert (
+        f'data-invite="{trio.tenant.slug}"' in page and "asks you to join as <strong>builder</strong>" in page
+    )
+    mine = ann.membership_invites.get()
+    assert (
+        bob_client.post("/account/", {"action": "accept", "invite": mine.pk}).status_code == 404
+    )  # not bob's
+    joined = ann_client.post(
+        "/account/", {"action": "accept", "invite": mine.pk}, follow=True
+    ).content.decode()
+    assert f"You are a builder of {trio.tenant.name} now." in joined
+    assert Membership.objects.get(tenant=trio.tenant, user=ann).role == Role.BUILDER
+    assert ann_client.get("/flows/").status_code == 200  # and it is their current tenant
+    declined = bob_client.post("/account/", {"action": "decline", "invite": bob.membership_invites.get().pk},
+                               follow=True).content.decode()  # fmt: skip
+    assert f"You declined to join {trio.tenant.name}." in declined
+    assert not Membership.objects.filter(tenant=trio.tenant, user=bob).exists()
+    actions = AuditEntry.objects.filter(tenant=trio.tenant, action__startswith="member.").values_list(
+        "action", flat=True
+    )
+    assert sorted(actions) == [
+        "member.invite_declined",
+        "member.invited",
+        "member.invited",
+        "member.role_set",
+    ]
+
+    again = owner.post("/settings/members/", {"action": "add", "username": bob.username, "role": "viewer"})
+    assert again.status_code == 302
+    invite = bob.membership_invites.get()
+    owner.post("/settings/members/", {"action": "cancel_invite", "invite": invite.pk})
+    assert not bob.membership_invites.exists()
+    other_admin = logged_in(make_member(make_tenant("Initech"), Role.OWNER))
+    assert (
+        other_admin.post("/settings/members/", {"action": "cancel_invite", "invite": 999999}).status_code
+        == 404
+    )
