@@ -185,6 +185,12 @@ STUDIO_SIGNIN_FAILURES = _limits(
     per_account=("STUDIO_SIGNIN_FAILURES_PER_ACCOUNT", 5),
     per_address=("STUDIO_SIGNIN_FAILURES_PER_ADDRESS", 50),
 )
+# Days a one-time password (an account made on the members page) signs in before it expires.
+ONE_TIME_PASSWORD_DAYS = env_int("STUDIO_ONE_TIME_PASSWORD_DAYS", 7)
+if ONE_TIME_PASSWORD_DAYS < 1:
+    raise ImproperlyConfigured(
+        f"STUDIO_ONE_TIME_PASSWORD_DAYS must be 1 or more, got {ONE_TIME_PASSWORD_DAYS}"
+    )
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 
 # Security. HTTPS=1 when the studio is served over TLS (production): it turns on the

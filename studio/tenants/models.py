@@ -93,10 +93,13 @@ class ApiKey(models.Model):
 class PasswordChangeRequired(models.Model):
     """An account that signs in with a password someone else chose (a one-time password from the
     members page): until its owner picks their own on the account page, that is the only page
-    it may use."""
+    it may use; the password stops working ``ONE_TIME_PASSWORD_DAYS`` after it was issued, and the
+    tenant that made the account may issue another."""
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    issued_at = models.DateTimeField()
+    # The tenant whose admin made the account: the only one that may issue it a new password.
+    tenant = models.ForeignKey(Tenant, on_delete=models.SET_NULL, null=True, related_name="+")
 
     def __str__(self) -> str:
         return f"password change required: user {self.user_id}"

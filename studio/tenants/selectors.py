@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from studio.rows import Columns, instances, select_list
-from studio.tenants.models import ApiKey, Membership, MembershipInvite, Secret, Tenant
+from studio.tenants.models import ApiKey, Membership, MembershipInvite, PasswordChangeRequired, Secret, Tenant
 from studio.tenants.roles import role_can
 
 
@@ -56,6 +56,11 @@ def member_list(*, tenant: Tenant) -> QuerySet[Membership]:
 
 def member_get(*, tenant: Tenant, pk: int) -> Membership:
     return get_object_or_404(member_list(tenant=tenant), pk=pk)
+
+
+def awaiting_own_password(*, tenant: Tenant) -> QuerySet:
+    """Ids of the users whose accounts this tenant made and who still sign in with a one-time password."""
+    return PasswordChangeRequired.objects.filter(tenant=tenant).values_list("user_id", flat=True)
 
 
 def invite_list(*, tenant: Tenant) -> QuerySet[MembershipInvite]:

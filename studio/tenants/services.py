@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -122,7 +123,7 @@ def member_add(*, tenant: Tenant, username: str, role: str, actor: str = "system
         password = secrets.token_urlsafe(12)
         user.set_password(password)
         user.save()
-        PasswordChangeRequired.objects.create(user=user)
+        PasswordChangeRequired.objects.create(user=user, tenant=tenant, issued_at=timezone.now())
         audit_append(tenant_id=tenant.pk, actor=actor, action="member.account_created", target=f"user:{user.pk}",
                      data={"user": username})  # fmt: skip
         return Added(membership=membership_set(tenant=tenant, user=user, role=role, actor=actor),
@@ -135,6 +136,31 @@ def member_add(*, tenant: Tenant, username: str, role: str, actor: str = "system
     audit_append(tenant_id=tenant.pk, actor=actor, action="member.invited", target=f"user:{user.pk}",
                  data={"user": username, "role": role})  # fmt: skip
     return Added(invite=invite)
+
+
+def one_time_password_expired(flag: PasswordChangeRequired) -> bool:
+    return timezone.now() - flag.issued_at > timedelta(days=settings.ONE_TIME_PASSWORD_DAYS)
+
+
+@transaction.atomic
+def one_time_password_reissue(*, tenant: Tenant, membership: Membership, actor: str) -> str:
+    """A new one-time password for a member whose account this tenant made and who has not
+    chosen their own yet (shown once, audited without it); refused for anyone else."""
+    flag = (
+        PasswordChangeRequired.objects.select_for_update().filter(user=membership.user, tenant=tenant).first()
+    )
+    if flag is None:
+        raise ValidationError(
+            {"membership": "only an account this tenant made, still on its one-time password"}
+        )
+    password = secrets.token_urlsafe(12)
+    membership.user.set_password(password)
+    membership.user.save(update_fields=["password"])
+    flag.issued_at = timezone.now()
+    flag.save(update_fields=["issued_at"])
+    audit_append(tenant_id=tenant.pk, actor=actor, action="member.password_reissued",
+                 target=f"user:{membership.user_id}", data={"user": membership.user.get_username()})  # fmt: skip
+    return password
 
 
 @transaction.atomic

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from functools import wraps
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.decorators import login_required
@@ -49,8 +50,13 @@ class SignInView(LoginView):
         return super().form_invalid(form)
 
     def form_valid(self, form):
+        flag = PasswordChangeRequired.objects.filter(user=form.get_user()).first()
+        if flag is not None and services.one_time_password_expired(flag):
+            form.add_error(None, "expired")  # not signed in
+            context = self.get_context_data(form=form, expired=True)
+            return self.render_to_response(context, status=403)
         response = super().form_valid(form)
-        if PasswordChangeRequired.objects.filter(user=form.get_user()).exists():
+        if flag is not None:
             self.request.session[SESSION_PASSWORD_CHANGE_KEY] = True
             return redirect("account")  # PasswordChangeRequiredMiddleware keeps it there
         return response
@@ -174,6 +180,16 @@ def settings_members(request):
                                               "join when they accept on their account page.")  # fmt: skip
                 else:
                     messages.success(request, f"{added.membership.user.get_username()} is now a {role}.")
+            elif action == "reissue":
+                membership = selectors.member_get(tenant=tenant, pk=int(request.POST.get("membership", 0)))
+                password = services.one_time_password_reissue(
+                    tenant=tenant, membership=membership, actor=request.actor.label
+                )
+                new_account = {
+                    "username": membership.user.get_username(),
+                    "password": password,
+                    "again": True,
+                }
             elif action == "cancel_invite":
                 invite = selectors.invite_get(tenant=tenant, pk=int(request.POST.get("invite", 0)))
                 services.invite_cancel(invite=invite, actor=request.actor.label)
@@ -206,7 +222,9 @@ def settings_members(request):
             "nav": "settings",
             "section": "members",
             "new_account": new_account,
+            "one_time_days": settings.ONE_TIME_PASSWORD_DAYS,
             "members": selectors.member_list(tenant=tenant),
+            "awaiting_password": set(selectors.awaiting_own_password(tenant=tenant)),
             "invites": selectors.invite_list(tenant=tenant),
             "roles": Role.choices,
         },

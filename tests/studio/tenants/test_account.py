@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.test import Client
+from django.utils import timezone
 
-from studio.tenants.models import Membership
+from studio.governance.models import AuditEntry
+from studio.tenants.models import Membership, PasswordChangeRequired
 from studio.tenants.roles import Role
 from tests.factories import PASSWORD, make_member, make_tenant
 
@@ -91,3 +95,46 @@ def test_an_account_made_with_a_one_time_password_must_choose_its_own_first():
     assert newbie.get("/flows/").status_code == 200 and newbie.get("/api/v1/me/").status_code == 200
     again = Client(REMOTE_ADDR="10.9.0.5")  # and from then on, signing in goes where it asks
     assert again.post("/login/", {"username": "newbie", "password": NEW})["Location"] == "/flows/"
+
+
+def test_a_one_time_password_expires_and_the_tenant_that_made_the_account_issues_another(settings):
+    settings.ONE_TIME_PASSWORD_DAYS = 7
+    tenant = make_tenant("Acme")
+    owner = signed_in(make_member(tenant, Role.OWNER))
+    made = owner.post("/settings/members/", {"action": "add", "username": "late", "role": "viewer"})
+    first = made.content.decode().split('<code id="new-password">')[1].split("</code>")[0]
+    assert "works for 7 days" in made.content.decode()
+    PasswordChangeRequired.objects.filter(user__username="late").update(
+        issued_at=timezone.now() - timedelta(days=8)
+    )
+
+    late = Client(REMOTE_ADDR="10.9.0.6")
+    refused = late.post("/login/", {"username": "late", "password": first})
+    assert refused.status_code == 403 and "This one-time password has expired" in refused.content.decode()
+    assert "_auth_user_id" not in late.session
+
+    membership = Membership.objects.get(user__username="late")
+    page = owner.get("/settings/members/").content.decode()
+    assert "has not chosen a password yet" in page
+    again = owner.post("/settings/members/", {"action": "reissue", "membership": membership.pk})
+    second = again.content.decode().split('<code id="new-password">')[1].split("</code>")[0]
+    assert second != first and "A new one-time password for late" in again.content.decode()
+    assert (
+        late.post("/login/", {"username": "late", "password": first}).status_code == 200
+    )  # the old one: wrong
+    assert late.post("/login/", {"username": "late", "password": second})["Location"] == "/account/"
+    assert AuditEntry.objects.filter(tenant=tenant, action="member.password_reissued").count() == 1
+
+    # Only for accounts this tenant made and still on a one-time password.
+    chosen = make_member(tenant, Role.VIEWER)
+    refused = owner.post(
+        "/settings/members/",
+        {"action": "reissue", "membership": Membership.objects.get(user=chosen).pk},
+        follow=True,
+    )
+    assert "only an account this tenant made" in refused.content.decode()
+    other = signed_in(make_member(make_tenant("Globex"), Role.OWNER), "10.9.0.7")
+    assert (
+        other.post("/settings/members/", {"action": "reissue", "membership": membership.pk}).status_code
+        == 404
+    )
