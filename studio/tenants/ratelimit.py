@@ -315,13 +315,19 @@ def client_address(request) -> str:
     return request.META.get("REMOTE_ADDR", "")
 
 
-def _signin_buckets(request, username: str) -> list[tuple[str, int]]:
+def _signin_buckets(request, username: str, *, take: bool) -> list[Decision]:
+    """The account's and the address's failed-sign-in buckets (those not turned off), looked at or
+    taken from."""
     limits = settings.STUDIO_SIGNIN_FAILURES
     buckets = [
         (f"signin:account:{username.strip().lower()}", limits["per_account"]),
         (f"signin:address:{client_address(request)}", limits["per_address"]),
     ]
-    return [(bucket, size) for bucket, size in buckets if size]
+    return [
+        bucket_take(bucket, per_second=size / SIGNIN_WINDOW_S, size=size, take=take)
+        for bucket, size in buckets
+        if size
+    ]
 
 
 def signin_refusal(request, username: str) -> Decision | None:
@@ -329,16 +335,11 @@ def signin_refusal(request, username: str) -> Decision | None:
     the address it comes from, has used its failed sign-ins. Looks, counts nothing: only failures
     are counted (``signin_failed``), so people who sign in often are never held up."""
     refusals = [
-        decision
-        for bucket, size in _signin_buckets(request, username)
-        if not (
-            decision := bucket_take(bucket, per_second=size / SIGNIN_WINDOW_S, size=size, take=False)
-        ).allowed
+        decision for decision in _signin_buckets(request, username, take=False) if not decision.allowed
     ]
     return max(refusals, key=lambda decision: decision.retry_after_s, default=None)
 
 
 def signin_failed(request, username: str) -> None:
     """Count a failed sign-in against the account and the address."""
-    for bucket, size in _signin_buckets(request, username):
-        bucket_take(bucket, per_second=size / SIGNIN_WINDOW_S, size=size)
+    _signin_buckets(request, username, take=True)

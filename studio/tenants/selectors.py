@@ -58,6 +58,11 @@ def member_get(*, tenant: Tenant, pk: int) -> Membership:
     return get_object_or_404(member_list(tenant=tenant), pk=pk)
 
 
+def one_time_password_of(*, user: AbstractBaseUser) -> PasswordChangeRequired | None:
+    """The one-time password ``user`` still signs in with, if any (its issue and its tenant)."""
+    return PasswordChangeRequired.objects.filter(user=user).first()
+
+
 def awaiting_own_password(*, tenant: Tenant) -> QuerySet:
     """Ids of the users whose accounts this tenant made and who still sign in with a one-time password."""
     return PasswordChangeRequired.objects.filter(tenant=tenant).values_list("user_id", flat=True)

@@ -98,6 +98,13 @@ class Added:
     invite: MembershipInvite | None = None
 
 
+def _new_password(user: AbstractBaseUser) -> str:
+    """A random one-time password set on ``user`` (not saved yet)."""
+    password = secrets.token_urlsafe(12)
+    user.set_password(password)
+    return password
+
+
 def _check_role(role: str) -> None:
     if role not in Role.values:
         raise ValidationError({"role": f"unknown role {role!r}; one of {', '.join(Role.values)}"})
@@ -108,7 +115,7 @@ def member_add(*, tenant: Tenant, username: str, role: str, actor: str = "system
     """Add ``username`` with ``role``. A name with no account: the account is made, with a random
     password that its owner must change at their first sign-in (``PasswordChangeRequired``), and
     it is a member at once. An account that exists is invited: it joins when its owner accepts
-    (``invite_accept``), so nobody is put in a tenant without saying yes. A member already has
+    (``invite_answer``), so nobody is put in a tenant without saying yes. A member already has
     their role changed."""
     _check_role(role)
     User = get_user_model()
@@ -120,8 +127,7 @@ def member_add(*, tenant: Tenant, username: str, role: str, actor: str = "system
             user.full_clean(exclude=["password"])
         except ValidationError as exc:
             raise ValidationError({"username": exc.message_dict.get("username", exc.messages)}) from None
-        password = secrets.token_urlsafe(12)
-        user.set_password(password)
+        password = _new_password(user)
         user.save()
         PasswordChangeRequired.objects.create(user=user, tenant=tenant, issued_at=timezone.now())
         audit_append(tenant_id=tenant.pk, actor=actor, action="member.account_created", target=f"user:{user.pk}",
@@ -153,14 +159,18 @@ def one_time_password_reissue(*, tenant: Tenant, membership: Membership, actor: 
         raise ValidationError(
             {"membership": "only an account this tenant made, still on its one-time password"}
         )
-    password = secrets.token_urlsafe(12)
-    membership.user.set_password(password)
+    password = _new_password(membership.user)
     membership.user.save(update_fields=["password"])
     flag.issued_at = timezone.now()
     flag.save(update_fields=["issued_at"])
     audit_append(tenant_id=tenant.pk, actor=actor, action="member.password_reissued",
                  target=f"user:{membership.user_id}", data={"user": membership.user.get_username()})  # fmt: skip
     return password
+
+
+def own_password_chosen(*, user: AbstractBaseUser) -> None:
+    """The account's owner chose their password: its one-time password, if any, is behind it."""
+    PasswordChangeRequired.objects.filter(user=user).delete()
 
 
 @transaction.atomic

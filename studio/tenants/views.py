@@ -18,7 +18,6 @@ from django.views.decorators.http import require_POST
 
 from studio.tenants import ratelimit, selectors, services
 from studio.tenants.middleware import SESSION_PASSWORD_CHANGE_KEY, SESSION_TENANT_KEY
-from studio.tenants.models import PasswordChangeRequired
 from studio.tenants.roles import Role
 
 log = logging.getLogger(__name__)
@@ -50,11 +49,9 @@ class SignInView(LoginView):
         return super().form_invalid(form)
 
     def form_valid(self, form):
-        flag = PasswordChangeRequired.objects.filter(user=form.get_user()).first()
-        if flag is not None and services.one_time_password_expired(flag):
-            form.add_error(None, "expired")  # not signed in
-            context = self.get_context_data(form=form, expired=True)
-            return self.render_to_response(context, status=403)
+        flag = selectors.one_time_password_of(user=form.get_user())
+        if flag is not None and services.one_time_password_expired(flag):  # not signed in
+            return self.render_to_response(self.get_context_data(form=form, expired=True), status=403)
         response = super().form_valid(form)
         if flag is not None:
             self.request.session[SESSION_PASSWORD_CHANGE_KEY] = True
@@ -93,7 +90,7 @@ def account(request):
             if form.is_valid():
                 form.save()
                 update_session_auth_hash(request, form.user)
-                PasswordChangeRequired.objects.filter(user=user).delete()
+                services.own_password_chosen(user=user)
                 request.session.pop(SESSION_PASSWORD_CHANGE_KEY, None)
                 log.info("%s changed their password", user.get_username())
                 messages.success(request, "Password changed. Your other sessions are signed out.")
